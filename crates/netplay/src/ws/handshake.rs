@@ -79,7 +79,9 @@ impl Request {
 
 /// Whether a comma-separated header value contains `token` (case-insensitive).
 pub fn has_token(value: &str, token: &str) -> bool {
-    value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn collect_headers(headers: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, Error> {
@@ -132,6 +134,9 @@ pub fn parse_request(buf: &[u8], limit: usize) -> Result<Option<(Request, usize)
             too_big(buf, limit)?;
             Ok(None)
         }
+        Err(httparse::Error::TooManyHeaders) => Err(Error::Handshake(format!(
+            "HTTP header block larger than {MAX_HEADERS} headers"
+        ))),
         Err(e) => Err(Error::Handshake(format!("malformed HTTP request: {e}"))),
     }
 }
@@ -195,11 +200,7 @@ pub fn server_check(req: &Request, supported: &[String]) -> Result<Option<String
 }
 
 /// The `101 Switching Protocols` response.
-pub fn server_response(
-    key: &str,
-    accept: &ServerAccept,
-    extra_headers: &[String],
-) -> Vec<u8> {
+pub fn server_response(key: &str, accept: &ServerAccept, extra_headers: &[String]) -> Vec<u8> {
     let mut s = String::with_capacity(256);
     s.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
     s.push_str(&accept_key(key));
@@ -482,9 +483,7 @@ mod tests {
         let (hs, _) = ClientHandshake::new("a", "/", &[], None, &[]);
         let bad_accept = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n";
         assert!(hs.parse_response(bad_accept, 8192).is_err());
-        assert!(hs
-            .parse_response(b"HTTP/1.1 200 OK\r\n\r\n", 8192)
-            .is_err());
+        assert!(hs.parse_response(b"HTTP/1.1 200 OK\r\n\r\n", 8192).is_err());
         let good = server_response(
             &hs.key,
             &ServerAccept {

@@ -20,15 +20,17 @@ pub use error::{Error, ProtocolError};
 pub use protocol::{Config, Connection, Event, MessageKind, Role};
 
 mod peer;
-mod transport;
-pub mod url;
+mod tcp_server;
 #[cfg(feature = "tls")]
 pub mod tls;
-mod tcp_server;
+mod transport;
+pub mod url;
 
+#[cfg(feature = "deflate")]
+pub use deflate::DeflateConfig;
 pub use peer::{PeerOptions, ReadyState, WebSocketPeer, WriteMode};
 pub use tcp_server::TcpServer;
 #[cfg(feature = "tls")]
 pub use tls::TlsOptions;
-#[cfg(feature = "deflate")]
-pub use deflate::DeflateConfig;
+#[cfg(feature = "tokio")]
+pub mod tokio;

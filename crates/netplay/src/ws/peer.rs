@@ -786,9 +786,9 @@ impl WebSocketPeer {
                     ));
                 }
             }
-            conn.set_deflate(params.map(|(p, c)| {
-                PerMessageDeflate::new(p, false, c.level, c.min_compress_size)
-            }));
+            conn.set_deflate(
+                params.map(|(p, c)| PerMessageDeflate::new(p, false, c.level, c.min_compress_size)),
+            );
         }
         #[cfg(not(feature = "deflate"))]
         if let Some(ext) = &accepted.extensions {
@@ -814,7 +814,11 @@ impl WebSocketPeer {
             Ok(None) => return Ok(None),
             Err(e) => {
                 let body = e.to_string();
-                let status = if body.contains("larger than") { 431 } else { 400 };
+                let status = if body.contains("larger than") {
+                    431
+                } else {
+                    400
+                };
                 let reason = if status == 431 {
                     "Request Header Fields Too Large"
                 } else {
@@ -1221,7 +1225,11 @@ fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
 
 /// EINPROGRESS on the platforms we build for.
 fn libc_einprogress() -> i32 {
-    if cfg!(any(target_os = "macos", target_os = "ios", target_os = "freebsd")) {
+    if cfg!(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )) {
         36
     } else if cfg!(windows) {
         10036

@@ -207,9 +207,7 @@ impl Connection {
 
     /// The close frame the peer sent, if any: (code, reason).
     pub fn received_close(&self) -> Option<(Option<u16>, &str)> {
-        self.received_close
-            .as_ref()
-            .map(|(c, r)| (*c, r.as_str()))
+        self.received_close.as_ref().map(|(c, r)| (*c, r.as_str()))
     }
 
     /// Number of events waiting in [`Connection::next_event`].
@@ -394,7 +392,10 @@ impl Connection {
                 return Err(ProtocolError::new(1002, "fragmented control frame"));
             }
             if h.len > 125 {
-                return Err(ProtocolError::new(1002, "control frame longer than 125 bytes"));
+                return Err(ProtocolError::new(
+                    1002,
+                    "control frame longer than 125 bytes",
+                ));
             }
             if h.rsv1 {
                 return Err(ProtocolError::new(1002, "RSV1 set on a control frame"));
@@ -404,7 +405,10 @@ impl Connection {
         }
         match (h.opcode, self.msg_kind) {
             (OpCode::Continuation, None) => {
-                return Err(ProtocolError::new(1002, "continuation frame without a message"))
+                return Err(ProtocolError::new(
+                    1002,
+                    "continuation frame without a message",
+                ))
             }
             (OpCode::Continuation, Some(_)) => {
                 if h.rsv1 {
@@ -515,7 +519,12 @@ impl Connection {
         let data = std::mem::take(&mut self.control);
         let (code, reason) = match data.len() {
             0 => (None, String::new()),
-            1 => return Err(ProtocolError::new(1002, "close frame with a 1-byte payload")),
+            1 => {
+                return Err(ProtocolError::new(
+                    1002,
+                    "close frame with a 1-byte payload",
+                ))
+            }
             _ => {
                 let code = u16::from_be_bytes([data[0], data[1]]);
                 if !is_valid_close_code(code) {
@@ -603,7 +612,9 @@ impl Connection {
             ));
         }
         if !is_valid_close_code(code) {
-            return Err(Error::InvalidParameter(format!("invalid close code {code}")));
+            return Err(Error::InvalidParameter(format!(
+                "invalid close code {code}"
+            )));
         }
         if self.sent_close.is_some() || self.state == CloseState::Closed {
             return Ok(());

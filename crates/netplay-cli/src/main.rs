@@ -1,0 +1,33 @@
+//! The `netplay` command: servers and test peers built on the netplay library.
+
+mod echo;
+
+use clap::{Parser, Subcommand};
+
+/// netplay: WebSocket and WebRTC networking for games.
+#[derive(Parser, Debug)]
+#[command(name = "netplay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A WebSocket echo server: every text or binary message comes back as it was sent.
+    Echo(echo::EchoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Echo(args) => echo::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netplay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The tokio driver: the same protocol core serving many connections from one process.
+//!
+//! Owns async I/O for server-side connections (plain TCP or TLS over TCP). An idle connection
+//! holds no read or write buffer: it waits for readiness, then reads into a per-thread scratch
+//! buffer, so memory grows with traffic and shrinks back when the traffic stops.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use ::tokio::net::TcpStream;
+
+use super::handshake::{self, Request, ServerAccept};
+use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role};
+use super::Error;
+
+#[cfg(feature = "deflate")]
+use super::deflate::{DeflateConfig, PerMessageDeflate};
+#[cfg(feature = "tls")]
+use super::tls::TlsOptions;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
+}
+
+/// Settings for accepted connections.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Sub-protocols accepted, in the server's order; empty accepts any client (none selected).
+    pub supported_protocols: Vec<String>,
+    /// Extra header lines for the 101 response.
+    pub handshake_headers: Vec<String>,
+    /// Largest inbound message; above it the connection closes with 1009.
+    pub max_message_size: usize,
+    /// Largest HTTP header block.
+    pub max_handshake_size: usize,
+    /// Longest time for the TLS and HTTP handshakes.
+    pub handshake_timeout: Duration,
+    /// permessage-deflate to accept, if any.
+    #[cfg(feature = "deflate")]
+    pub compression: Option<DeflateConfig>,
+    /// TLS server options, if any.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsOptions>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            supported_protocols: Vec::new(),
+            handshake_headers: Vec::new(),
+            max_message_size: 64 << 20,
+            max_handshake_size: handshake::DEFAULT_MAX_HANDSHAKE_SIZE,
+            handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "deflate")]
+            compression: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+/// A TCP stream with optional TLS, read and written without per-connection buffers.
+struct Io {
+    tcp: TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+/// `std::io` view of a tokio socket that never blocks (WouldBlock instead).
+struct Sync<'a>(&'a TcpStream);
+
+impl Read for Sync<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Sync<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Io {
+    /// Waits until input may be there, then reads what is available into `sink` through the
+    /// per-thread scratch buffer (no buffer is held while waiting). Returns `Ok(true)` at the
+    /// end of the stream.
+    async fn read_with<F>(&mut self, mut sink: F) -> io::Result<bool>
+    where
+        F: FnMut(&[u8]) -> Result<(), Error>,
+    {
+        loop {
+            self.tcp.readable().await?;
+            let r = SCRATCH.with(|s| {
+                let mut buf = s.borrow_mut();
+                self.try_read_sync(&mut buf, &mut sink)
+            });
+            #[cfg(feature = "tls")]
+            self.flush_tls().await?;
+            match r {
+                Ok(Some(eof)) => return Ok(eof),
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One non-blocking read. `Ok(None)`: nothing was there after all.
+    fn try_read_sync<F>(&mut self, buf: &mut [u8], sink: &mut F) -> io::Result<Option<bool>>
+    where
+        F: FnMut(&[u8]) -> Result<(), Error>,
+    {
+        let to_io = |e: Error| match e {
+            Error::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            let eof = match tls.read_tls(&mut Sync(&self.tcp)) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if let Err(e) = tls.process_new_packets() {
+                let _ = tls.write_tls(&mut Sync(&self.tcp));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            let mut got = false;
+            loop {
+                match tls.reader().read(buf) {
+                    Ok(0) => return Ok(Some(true)),
+                    Ok(n) => {
+                        got = true;
+                        sink(&buf[..n]).map_err(to_io)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(true)),
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(if eof {
+                Some(true)
+            } else if got {
+                Some(false)
+            } else {
+                None
+            });
+        }
+        match self.tcp.try_read(buf) {
+            Ok(0) => Ok(Some(true)),
+            Ok(n) => {
+                sink(&buf[..n]).map_err(to_io)?;
+                Ok(Some(false))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_mut() {
+            while tls.wants_write() {
+                match tls.write_tls(&mut Sync(&self.tcp)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tcp.writable().await?,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `data`.
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            while !data.is_empty() {
+                let n = self
+                    .tls
+                    .as_mut()
+                    .map_or(Ok(0), |t| t.writer().write(data))?;
+                data = &data[n..];
+                self.flush_tls().await?;
+            }
+            return Ok(());
+        }
+        while !data.is_empty() {
+            match self.tcp.try_write(data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tcp.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            let _ = self.flush_tls().await;
+        }
+        let _ = ::tokio::io::AsyncWriteExt::shutdown(&mut self.tcp).await;
+    }
+}
+
+/// What [`accept`] found on a new connection.
+pub enum Accepted {
+    /// A WebSocket, open.
+    WebSocket(WebSocket),
+    /// A plain HTTP request (not an upgrade); answer it with [`HttpConnection::respond`].
+    Http(HttpConnection),
+}
+
+/// A non-WebSocket HTTP request on the WebSocket port (health checks, metrics, files).
+pub struct HttpConnection {
+    io: Io,
+    request: Request,
+}
+
+impl HttpConnection {
+    /// The request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Sends a complete response and closes the connection.
+    pub async fn respond(
+        mut self,
+        status: u16,
+        reason: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        self.io.write_all(head.as_bytes()).await?;
+        self.io.write_all(body).await?;
+        self.io.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Runs the TLS and HTTP handshakes on an accepted TCP connection.
+///
+/// A WebSocket upgrade that fails validation is answered with a 4xx response and an error; a
+/// request that is not an upgrade is returned as [`Accepted::Http`].
+pub async fn accept(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted, Error> {
+    match ::tokio::time::timeout(config.handshake_timeout, accept_inner(tcp, config)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::HandshakeTimeout),
+    }
+}
+
+async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted, Error> {
+    let _ = tcp.set_nodelay(true);
+    let mut io = Io {
+        tcp,
+        #[cfg(feature = "tls")]
+        tls: match &config.tls {
+            Some(t) => Some(Box::new(t.server_connection()?)),
+            None => None,
+        },
+    };
+    let mut inbuf = Vec::new();
+    let (req, consumed) = loop {
+        let limit = config.max_handshake_size + 1;
+        let eof = io
+            .read_with(|b| {
+                if inbuf.len() + b.len() > limit {
+                    return Err(Error::Handshake(format!(
+                        "HTTP header block larger than {} bytes",
+                        config.max_handshake_size
+                    )));
+                }
+                inbuf.extend_from_slice(b);
+                Ok(())
+            })
+            .await;
+        match eof {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(Error::Handshake(
+                    "the connection closed during the handshake".into(),
+                ))
+            }
+            Err(e) => {
+                let resp = handshake::error_response(
+                    431,
+                    "Request Header Fields Too Large",
+                    &e.to_string(),
+                );
+                let _ = io.write_all(&resp).await;
+                io.shutdown().await;
+                return Err(e.into());
+            }
+        }
+        match handshake::parse_request(&inbuf, config.max_handshake_size) {
+            Ok(Some(r)) => break r,
+            Ok(None) => {}
+            Err(e) => {
+                let resp = handshake::error_response(400, "Bad Request", &e.to_string());
+                let _ = io.write_all(&resp).await;
+                io.shutdown().await;
+                return Err(e);
+            }
+        }
+    };
+    if !req.is_upgrade() {
+        return Ok(Accepted::Http(HttpConnection { io, request: req }));
+    }
+    let protocol = match handshake::server_check(&req, &config.supported_protocols) {
+        Ok(p) => p,
+        Err(e) => {
+            let resp = handshake::error_response(400, "Bad Request", &e.to_string());
+            let _ = io.write_all(&resp).await;
+            io.shutdown().await;
+            return Err(e);
+        }
+    };
+    #[allow(unused_mut)]
+    let mut conn = Connection::new(
+        Role::Server,
+        Config {
+            max_message_size: config.max_message_size,
+            max_queued_events: 1024,
+        },
+    );
+    #[allow(unused_mut)]
+    let mut extensions = None;
+    #[cfg(feature = "deflate")]
+    if let Some(c) = &config.compression {
+        if let Some((params, header)) =
+            c.server_negotiate(req.headers_named("sec-websocket-extensions"))
+        {
+            conn.set_deflate(Some(PerMessageDeflate::new(
+                params,
+                true,
+                c.level,
+                c.min_compress_size,
+            )));
+            extensions = Some(header);
+        }
+    }
+    let resp = handshake::server_response(
+        req.header("sec-websocket-key").unwrap_or_default(),
+        &ServerAccept {
+            protocol: protocol.clone(),
+            extensions,
+        },
+        &config.handshake_headers,
+    );
+    io.write_all(&resp).await?;
+    let mut ws = WebSocket {
+        io,
+        conn,
+        protocol,
+        request: req,
+        done: false,
+    };
+    if consumed < inbuf.len() {
+        if let Err(e) = ws.conn.receive(&inbuf[consumed..]) {
+            ws.flush().await?;
+            return Err(e.into());
+        }
+    }
+    Ok(Accepted::WebSocket(ws))
+}
+
+/// An open server-side WebSocket on tokio.
+pub struct WebSocket {
+    io: Io,
+    conn: Connection,
+    protocol: Option<String>,
+    request: Request,
+    done: bool,
+}
+
+impl WebSocket {
+    /// The client's handshake request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The selected sub-protocol, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Whether permessage-deflate is in use.
+    pub fn is_compressed(&self) -> bool {
+        self.conn.is_compressed()
+    }
+
+    /// The next event from the peer. Pings are answered before they are returned. After the
+    /// peer's close (returned as [`Event::Close`]) or an error, returns `Ok(None)`.
+    ///
+    /// Output queued with [`WebSocket::queue`] is written before this waits for input.
+    pub async fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if let Some(ev) = self.conn.next_event() {
+                return Ok(Some(ev));
+            }
+            if self.conn.close_state() == CloseState::Closed {
+                self.flush().await?;
+                if !self.done {
+                    self.done = true;
+                    self.io.shutdown().await;
+                }
+                return Ok(None);
+            }
+            self.conn.resume()?;
+            if self.conn.queued_events() > 0 {
+                continue;
+            }
+            self.flush().await?;
+            let conn = &mut self.conn;
+            let mut proto = None;
+            let r = self
+                .io
+                .read_with(|b| {
+                    if proto.is_none() {
+                        if let Err(e) = conn.receive(b) {
+                            proto = Some(e);
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Some(e) = proto {
+                let _ = self.flush().await;
+                self.io.shutdown().await;
+                self.done = true;
+                return Err(e.into());
+            }
+            match r {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.done = true;
+                    if self.conn.queued_events() > 0 {
+                        continue;
+                    }
+                    return if self.conn.close_state() == CloseState::Closed {
+                        Ok(None)
+                    } else {
+                        Err(Error::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the connection closed without a close frame",
+                        )))
+                    };
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Queues a message without writing it yet (it goes out on the next flush or read).
+    pub fn queue(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        self.conn.send(kind, data)
+    }
+
+    /// Sends a message and writes it out.
+    pub async fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        self.conn.send(kind, data)?;
+        self.flush().await
+    }
+
+    /// Bytes queued but not written.
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.output_len()
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        while self.conn.output_len() > 0 {
+            let n = self.conn.output_len();
+            self.io.write_all(self.conn.pending_output()).await?;
+            self.conn.consume_output(n);
+        }
+        Ok(())
+    }
+
+    /// Sends a close frame, then waits (up to `wait`) for the peer's and closes the socket.
+    pub async fn close(&mut self, code: u16, reason: &str, wait: Duration) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await?;
+        let _ = ::tokio::time::timeout(wait, async {
+            while let Ok(Some(_)) = self.next_event().await {}
+        })
+        .await;
+        if !self.done {
+            self.done = true;
+            self.io.shutdown().await;
+        }
+        Ok(())
+    }
+}
