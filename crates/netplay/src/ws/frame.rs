@@ -85,10 +85,8 @@ impl FrameHeader {
         }
         let b0 = buf[0];
         let b1 = buf[1];
-        let opcode = OpCode::from_u8(b0 & 0x0F).ok_or(ProtocolError::new(
-            1002,
-            "reserved opcode",
-        ))?;
+        let opcode =
+            OpCode::from_u8(b0 & 0x0F).ok_or(ProtocolError::new(1002, "reserved opcode"))?;
         let masked = b1 & 0x80 != 0;
         let (len, mut pos) = match b1 & 0x7F {
             126 => {
@@ -191,7 +189,9 @@ mod tests {
     #[test]
     fn rfc6455_example_masked_hello_decodes() {
         // RFC 6455 §5.7: a single-frame masked text message "Hello".
-        let mut frame = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let mut frame = vec![
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         let (h, n) = FrameHeader::decode(&frame).unwrap().unwrap();
         assert_eq!(n, 6);
         assert!(h.fin);

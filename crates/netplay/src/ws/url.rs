@@ -127,7 +127,15 @@ mod tests {
 
     #[test]
     fn other_schemes_and_junk_are_invalid() {
-        for bad in ["http://a", "ws://", "ws://a:99999", "ws://a:x", "ws://[::1", "ws://u@h", "ws://a b"] {
+        for bad in [
+            "http://a",
+            "ws://",
+            "ws://a:99999",
+            "ws://a:x",
+            "ws://[::1",
+            "ws://u@h",
+            "ws://a b",
+        ] {
             assert!(WsUrl::parse(bad).is_err(), "{bad}");
         }
     }

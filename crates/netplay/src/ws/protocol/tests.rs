@@ -159,7 +159,9 @@ fn fragmented_or_long_control_frames_close_with_1002() {
 fn invalid_utf8_fails_fast_before_the_message_ends() {
     let mut s = server();
     // The first fragment is already invalid; the connection must fail without the rest.
-    let err = s.receive(&cframe(false, 1, &[0xCE, 0xBA, 0xED, 0xA0])).unwrap_err();
+    let err = s
+        .receive(&cframe(false, 1, &[0xCE, 0xBA, 0xED, 0xA0]))
+        .unwrap_err();
     assert_eq!(err.code, 1007);
 }
 
@@ -167,7 +169,9 @@ fn invalid_utf8_fails_fast_before_the_message_ends() {
 fn text_ending_mid_character_closes_with_1007() {
     let mut s = server();
     assert_eq!(
-        s.receive(&cframe(true, 1, &[b'a', 0xE2, 0x82])).unwrap_err().code,
+        s.receive(&cframe(true, 1, &[b'a', 0xE2, 0x82]))
+            .unwrap_err()
+            .code,
         1007
     );
 }
