@@ -1,7 +1,39 @@
 //! netplay: Godot 4's web networking stack in Rust.
 //!
 //! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core, Godot's
-//!   polled `WebSocketPeer` (client and server) over std sockets, and a tokio driver for servers.
+//!   polled [`ws::WebSocketPeer`] (client and server) over std sockets, and a tokio driver for
+//!   servers with many connections.
+//!
+//! # The run loop
+//!
+//! As in Godot, nothing happens between two calls to `poll()`: call it every frame, then read
+//! the state and drain the packets. A server accepts TCP streams from a [`ws::TcpServer`] and
+//! hands each to its own peer:
+//!
+//! ```no_run
+//! use netplay::ws::{ReadyState, TcpServer, WebSocketPeer, WriteMode};
+//!
+//! let mut server = TcpServer::new();
+//! server.listen("127.0.0.1:9080".parse().unwrap())?;
+//! let mut peers: Vec<WebSocketPeer> = Vec::new();
+//! loop {
+//!     while let Some(stream) = server.take_connection() {
+//!         let mut peer = WebSocketPeer::new();
+//!         peer.accept_stream(stream, None).ok();
+//!         peers.push(peer);
+//!     }
+//!     for peer in &mut peers {
+//!         peer.poll();
+//!         while let Some(packet) = peer.get_packet() {
+//!             let mode = if peer.was_string_packet() { WriteMode::Text } else { WriteMode::Binary };
+//!             peer.send(&packet, mode).ok(); // echo
+//!         }
+//!     }
+//!     peers.retain(|p| p.ready_state() != ReadyState::Closed);
+//!     std::thread::sleep(std::time::Duration::from_millis(1));
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod ws;

@@ -502,4 +502,33 @@ mod tests {
         assert_eq!(r.header("x-a"), Some("1X-B: 2"));
         assert_eq!(r.header("x-b"), None);
     }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_the_parsers(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+                let _ = parse_request(&data, 1024);
+                let (hs, _) = ClientHandshake::new("a", "/", &["p".into()], None, &[]);
+                let _ = hs.parse_response(&data, 1024);
+            }
+
+            #[test]
+            fn mutated_requests_never_panic_and_never_pass_without_a_key(
+                idx in 0usize..200, byte in any::<u8>(), cut in 0usize..250,
+            ) {
+                let mut req = b"GET /x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
+                let i = idx % req.len();
+                req[i] = byte;
+                req.truncate(cut.max(1).min(req.len()));
+                if let Ok(Some((r, _))) = parse_request(&req, 8192) {
+                    if server_check(&r, &[]).is_ok() {
+                        prop_assert!(r.header("sec-websocket-key").is_some());
+                    }
+                }
+            }
+        }
+    }
 }
