@@ -11,7 +11,12 @@ fn options() -> PeerOptions {
     PeerOptions {
         inbound_buffer_size: 64 << 20,
         outbound_buffer_size: 128 << 20,
-        compression: Some(DeflateConfig::default()),
+        // Offering client_no_context_takeover (a promise we keep) and client_max_window_bits
+        // lets the fuzzing server pick any of the configurations its 13.x cases test.
+        compression: Some(DeflateConfig {
+            client_no_context_takeover: true,
+            ..DeflateConfig::default()
+        }),
         ..PeerOptions::default()
     }
 }
