@@ -213,7 +213,7 @@ impl Io {
 /// What [`accept`] found on a new connection.
 pub enum Accepted {
     /// A WebSocket, open.
-    WebSocket(WebSocket),
+    WebSocket(Box<WebSocket>),
     /// A plain HTTP request (not an upgrade); answer it with [`HttpConnection::respond`].
     Http(HttpConnection),
 }
@@ -372,7 +372,7 @@ async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted,
             return Err(e.into());
         }
     }
-    Ok(Accepted::WebSocket(ws))
+    Ok(Accepted::WebSocket(Box::new(ws)))
 }
 
 /// An open server-side WebSocket on tokio.
