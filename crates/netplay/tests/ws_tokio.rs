@@ -178,3 +178,43 @@ fn oversized_message_closes_with_1009_and_the_server_keeps_serving() {
     wait(&mut c2, |c| c.available_packet_count() == 1);
     assert!(c2.last_error().is_none());
 }
+
+#[test]
+fn tokio_server_speaks_wss() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let server_tls = netplay::ws::TlsOptions::server(
+        cert.signing_key.serialize_pem().as_bytes(),
+        cert.cert.pem().as_bytes(),
+    )
+    .unwrap();
+    let port = start_server(ServerConfig {
+        tls: Some(server_tls),
+        ..Default::default()
+    });
+    let client_tls =
+        netplay::ws::TlsOptions::client(Some(cert.cert.pem().as_bytes()), None).unwrap();
+    let mut c = WebSocketPeer::with_options(PeerOptions {
+        outbound_buffer_size: 1 << 22,
+        inbound_buffer_size: 1 << 22,
+        ..Default::default()
+    });
+    c.connect_to_url(&format!("wss://localhost:{port}/"), Some(client_tls))
+        .unwrap();
+    wait(&mut c, |c| c.ready_state() != ReadyState::Connecting);
+    assert_eq!(c.ready_state(), ReadyState::Open, "{:?}", c.last_error());
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    c.put_packet(&big).unwrap();
+    c.send_text("small").unwrap();
+    let mut got = Vec::new();
+    wait(&mut c, |c| {
+        while let Some(p) = c.get_packet() {
+            got.push(p);
+        }
+        got.len() == 2
+    });
+    assert_eq!(got[0], big);
+    assert_eq!(got[1], b"small");
+    c.put_packet(b"server-close").unwrap();
+    wait(&mut c, |c| c.ready_state() == ReadyState::Closed);
+    assert_eq!(c.close_code(), 4002);
+}
