@@ -341,7 +341,10 @@ impl Service {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(line) => {
                     if let Some(v) = pick(&line) {
                         return v;
@@ -382,7 +385,10 @@ impl Service {
 
     /// Everything the process printed so far.
     pub fn log(&self) -> String {
-        clip(&self.log.lock().map(|l| l.clone()).unwrap_or_default(), 20_000)
+        clip(
+            &self.log.lock().map(|l| l.clone()).unwrap_or_default(),
+            20_000,
+        )
     }
 }
 

@@ -168,6 +168,8 @@ pub struct WebSocketPeer {
     deadline: Option<Instant>,
     next_ping: Option<Instant>,
     awaiting_pong: bool,
+    /// Our side of the TCP stream is shut down (after the close frame went out).
+    half_closed: bool,
     out_messages: usize,
     no_delay: bool,
     #[cfg(feature = "tls")]
@@ -213,6 +215,7 @@ impl WebSocketPeer {
             deadline: None,
             next_ping: None,
             awaiting_pong: false,
+            half_closed: false,
             out_messages: 0,
             no_delay: true,
             #[cfg(feature = "tls")]
@@ -393,6 +396,7 @@ impl WebSocketPeer {
         self.deadline = None;
         self.next_ping = None;
         self.awaiting_pong = false;
+        self.half_closed = false;
         self.out_messages = 0;
     }
 
@@ -450,6 +454,17 @@ impl WebSocketPeer {
         }
         if let (Some(d), false) = (self.deadline, matches!(self.phase, Phase::Idle)) {
             if now >= d {
+                if let Phase::Open { conn, .. } = &self.phase {
+                    if conn.close_state() == CloseState::Closed {
+                        // Our close frame went out; the peer just never closed its side.
+                        if let Phase::Open { transport, conn } =
+                            std::mem::replace(&mut self.phase, Phase::Idle)
+                        {
+                            self.finish(transport, &conn);
+                        }
+                        return;
+                    }
+                }
                 let err = if matches!(self.phase, Phase::Open { .. }) {
                     Error::Io(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -907,9 +922,6 @@ impl WebSocketPeer {
             let mut budget = READ_BUDGET;
             loop {
                 self.drain_events(&mut conn);
-                if conn.close_state() == CloseState::Closed && conn.role() == Role::Server {
-                    break;
-                }
                 if self.inbound.len() >= self.options.max_queued_packets
                     || conn.buffered_input() > 0
                 {
@@ -985,18 +997,15 @@ impl WebSocketPeer {
         // 4. The end of the connection.
         let flushed = conn.output_len() == 0 && !transport.has_pending_output();
         if conn.close_state() == CloseState::Closed && flushed {
-            let client_waits = conn.role() == Role::Client && !eof && self.deadline.is_some();
-            if !client_waits {
-                if let Some((code, reason)) = conn.received_close() {
-                    if self.last_error.is_none() {
-                        self.close_code = code.map_or(1005, i32::from);
-                        self.close_reason = reason.to_string();
-                    }
-                }
-                transport.shutdown();
-                self.deadline = None;
-                self.next_ping = None;
+            if eof {
+                self.finish(transport, &conn);
                 return;
+            }
+            if !self.half_closed {
+                // Send FIN but keep reading: closing outright while the peer still sends would
+                // make the kernel answer with a reset that can destroy our close frame.
+                transport.shutdown_write();
+                self.half_closed = true;
             }
         }
         if eof {
@@ -1009,20 +1018,28 @@ impl WebSocketPeer {
                 )));
                 return;
             }
-            if let Some((code, reason)) = conn.received_close() {
-                if self.last_error.is_none() {
-                    self.close_code = code.map_or(1005, i32::from);
-                    self.close_reason = reason.to_string();
-                }
-            }
-            transport.shutdown();
-            self.deadline = None;
+            self.finish(transport, &conn);
             return;
         }
         if conn.close_state() == CloseState::Closed && self.deadline.is_none() {
             self.deadline = Some(now + self.options.close_timeout);
         }
         self.phase = Phase::Open { transport, conn };
+    }
+
+    /// Ends a connection whose close handshake is over (or that we failed): records the code
+    /// and reason and closes the socket.
+    fn finish(&mut self, mut transport: Transport, conn: &Connection) {
+        if let Some((code, reason)) = conn.received_close() {
+            if self.last_error.is_none() {
+                self.close_code = code.map_or(1005, i32::from);
+                self.close_reason = reason.to_string();
+            }
+        }
+        transport.shutdown();
+        self.phase = Phase::Idle;
+        self.deadline = None;
+        self.next_ping = None;
     }
 
     fn drain_events(&mut self, conn: &mut Connection) {

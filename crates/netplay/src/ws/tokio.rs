@@ -23,6 +23,10 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
 }
 
+/// How long a closed connection keeps reading (and discarding) while it waits for the peer to
+/// close its side.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// Settings for accepted connections.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -411,10 +415,7 @@ impl WebSocket {
             }
             if self.conn.close_state() == CloseState::Closed {
                 self.flush().await?;
-                if !self.done {
-                    self.done = true;
-                    self.io.shutdown().await;
-                }
+                self.finish().await;
                 return Ok(None);
             }
             self.conn.resume()?;
@@ -437,8 +438,7 @@ impl WebSocket {
                 .await;
             if let Some(e) = proto {
                 let _ = self.flush().await;
-                self.io.shutdown().await;
-                self.done = true;
+                self.finish().await;
                 return Err(e.into());
             }
             match r {
@@ -463,6 +463,22 @@ impl WebSocket {
                 }
             }
         }
+    }
+
+    /// Shuts our side down, then reads and discards until the peer closes too (bounded by
+    /// [`LINGER`]): closing a socket with unread input makes the kernel send a reset, which can
+    /// destroy the close frame we just sent.
+    async fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.io.shutdown().await;
+        let io = &mut self.io;
+        let _ = ::tokio::time::timeout(LINGER, async {
+            while let Ok(false) = io.read_with(|_| Ok(())).await {}
+        })
+        .await;
     }
 
     /// Queues a message without writing it yet (it goes out on the next flush or read).
@@ -499,10 +515,7 @@ impl WebSocket {
             while let Ok(Some(_)) = self.next_event().await {}
         })
         .await;
-        if !self.done {
-            self.done = true;
-            self.io.shutdown().await;
-        }
+        self.finish().await;
         Ok(())
     }
 }

@@ -96,6 +96,17 @@ impl Transport {
         }
     }
 
+    /// Sends a TLS close_notify if TLS is used, then shuts down the sending side of the TCP
+    /// stream only: reading goes on until the peer closes.
+    pub(crate) fn shutdown_write(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Transport::Tls(t) = self {
+            t.conn.send_close_notify();
+            let _ = t.flush_records();
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Write);
+    }
+
     /// Sends a TLS close_notify if TLS is used, then shuts the TCP stream down.
     pub(crate) fn shutdown(&mut self) {
         #[cfg(feature = "tls")]

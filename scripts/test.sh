@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, on a fresh machine too:
+#   1. installs the interop tools (scripts/setup-interop.sh: Python venv with
+#      kosoku + websockets + trustme, Node `ws`); quick when already there;
+#   2. self-tests the external peers against each other (py <-> node, ws and
+#      wss) so that an interop failure later points at netplay, not at a peer;
+#   3. cargo fmt --check and cargo clippy -D warnings;
+#   4. builds every target (examples included: the Autobahn client test runs
+#      the `autobahn_client` example) and runs the doc tests, then all tests
+#      with cargo-nextest (or `cargo test` when nextest is not installed).
+# The integration tests use the debug build of `netplay` (CARGO_BIN_EXE_netplay;
+# the dev profile is optimised enough), so no release build is made.
+# Exits non-zero if anything failed.
+#
+# Usage: bash scripts/test.sh   (from any directory; CI: bash .ci/run)
+# Env:   NETPLAY_SKIP_PEER_SELFTEST=1 skips step 2.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+
+export NETPLAY_VENV="${NETPLAY_VENV:-$ROOT/.venv}"
+export NETPLAY_NODE_DIR="${NETPLAY_NODE_DIR:-$ROOT/tests/interop/node}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+failed=()
+step() { printf '\n==== %s\n' "$*" >&2; }
+
+step "setup: interop tools"
+bash scripts/setup-interop.sh
+
+if [[ "${NETPLAY_SKIP_PEER_SELFTEST:-0}" != 1 ]]; then
+    step "self-test of the external peers (python websockets <-> node ws)"
+    "$NETPLAY_VENV/bin/python" tests/interop/peer_selftest.py || failed+=("peer self-test")
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check || failed+=("cargo fmt (run: cargo fmt --all)")
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
+
+step "cargo build --workspace --all-targets"
+if ! cargo build --workspace --all-targets; then
+    printf '\nFAILED: cargo build; %s\n' "${failed[*]:-}" >&2
+    exit 1
+fi
+
+step "cargo test --workspace --doc"
+cargo test --workspace --doc || failed+=("doc tests")
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace --no-fail-fast"
+    cargo nextest run --workspace --no-fail-fast || failed+=("cargo nextest")
+else
+    step "cargo test --workspace --no-fail-fast (cargo-nextest is not installed)"
+    cargo test --workspace --no-fail-fast || failed+=("cargo test")
+fi
+
+if ((${#failed[@]})); then
+    printf '\nFAILED steps:\n' >&2
+    printf '  - %s\n' "${failed[@]}" >&2
+    exit 1
+fi
