@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::handshake::{self, ClientHandshake, Request, ServerAccept};
-use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role};
+use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};
 use super::transport::{ReadResult, Transport};
 use super::url::WsUrl;
 use super::Error;
@@ -130,6 +130,9 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
 }
 
+/// A connection quiet for this long gives back its large buffers.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
 /// Most bytes read from the socket in one `poll()`, so one busy peer cannot starve a game loop.
 const READ_BUDGET: usize = 4 << 20;
 
@@ -170,6 +173,8 @@ pub struct WebSocketPeer {
     awaiting_pong: bool,
     /// Our side of the TCP stream is shut down (after the close frame went out).
     half_closed: bool,
+    /// When bytes last moved, to release large buffers once the connection is quiet.
+    last_traffic: Instant,
     out_messages: usize,
     no_delay: bool,
     #[cfg(feature = "tls")]
@@ -216,6 +221,7 @@ impl WebSocketPeer {
             next_ping: None,
             awaiting_pong: false,
             half_closed: false,
+            last_traffic: Instant::now(),
             out_messages: 0,
             no_delay: true,
             #[cfg(feature = "tls")]
@@ -914,6 +920,7 @@ impl WebSocketPeer {
 
     fn poll_open(&mut self, mut transport: Transport, mut conn: Box<Connection>, now: Instant) {
         // 1. Read and decode, while the inbound queue has room.
+        let mut read_bytes = 0usize;
         let mut eof = false;
         let mut io_err = None;
         let mut proto_err = None;
@@ -943,6 +950,7 @@ impl WebSocketPeer {
                 match transport.read(&mut b[..]) {
                     Ok(ReadResult::Data(n)) => {
                         budget = budget.saturating_sub(n);
+                        read_bytes += n;
                         if let Err(e) = conn.receive(&b[..n]) {
                             proto_err = Some(e);
                             break;
@@ -983,11 +991,20 @@ impl WebSocketPeer {
             }
         }
         // 3. Write.
+        let before = conn.output_len();
         if let Err(e) = flush_connection(&mut transport, &mut conn) {
             io_err.get_or_insert(e);
         }
         if conn.output_len() == 0 {
             self.out_messages = 0;
+        }
+        if read_bytes > 0 || conn.output_len() != before {
+            self.last_traffic = now;
+        } else if now.duration_since(self.last_traffic) >= RELEASE_AFTER
+            && conn.retained_memory() > KEEP_CAPACITY
+        {
+            // Quiet for a while: give back the buffers large messages left behind.
+            conn.release_memory();
         }
         if let Some(e) = io_err {
             self.phase = Phase::Open { transport, conn };

@@ -133,8 +133,9 @@ pub struct Connection {
     scratch: Vec<u8>,
 }
 
-/// Output buffers larger than this are released once they drain, so idle connections stay small.
-const KEEP_CAPACITY: usize = 16 * 1024;
+/// Buffers of at most this size are always kept; drivers release larger ones on a quiet
+/// connection through [`Connection::release_memory`].
+pub const KEEP_CAPACITY: usize = 16 * 1024;
 
 impl Connection {
     /// A new open connection for `role`.
@@ -220,6 +221,52 @@ impl Connection {
         self.rx.len()
     }
 
+    /// Bytes of buffer capacity held without pending data: what
+    /// [`Connection::release_memory`] would give back.
+    pub fn retained_memory(&self) -> usize {
+        let mut n = self.control.capacity();
+        if self.output_len() == 0 {
+            n += self.out.capacity();
+        }
+        if self.msg_kind.is_none() {
+            n += self.msg.capacity();
+        }
+        if self.rx.is_empty() {
+            n += self.rx.capacity();
+        }
+        #[cfg(feature = "deflate")]
+        {
+            n += self.scratch.capacity();
+        }
+        n
+    }
+
+    /// Frees every buffer that holds no pending data, and compression state that can be
+    /// rebuilt. Drivers call it when a connection has been quiet for a while, so busy
+    /// connections reuse their buffers and idle ones stay small.
+    pub fn release_memory(&mut self) {
+        if self.output_len() == 0 {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+        if self.msg_kind.is_none() {
+            self.msg = Vec::new();
+        }
+        if self.rx.is_empty() {
+            self.rx = Vec::new();
+        }
+        if matches!(self.decode, Decode::Header) {
+            self.control = Vec::new();
+        }
+        #[cfg(feature = "deflate")]
+        {
+            self.scratch = Vec::new();
+            if let Some(d) = self.deflate.as_mut() {
+                d.release_idle_memory();
+            }
+        }
+    }
+
     /// Takes the next event.
     pub fn next_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -239,11 +286,10 @@ impl Connection {
     pub fn consume_output(&mut self, n: usize) {
         self.out_pos = (self.out_pos + n).min(self.out.len());
         if self.out_pos == self.out.len() {
+            // The capacity stays for the next message; drivers call `release_memory` once the
+            // connection goes quiet.
             self.out.clear();
             self.out_pos = 0;
-            if self.out.capacity() > KEEP_CAPACITY {
-                self.out = Vec::new();
-            }
         } else if self.out_pos > KEEP_CAPACITY && self.out_pos * 2 > self.out.len() {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
@@ -498,9 +544,6 @@ impl Connection {
         let mut out = Vec::new();
         let res = d.decompress(&self.msg, &mut out, self.config.max_message_size);
         self.msg.clear();
-        if self.msg.capacity() > KEEP_CAPACITY {
-            self.msg = Vec::new();
-        }
         match res {
             Ok(()) => Ok(out),
             Err(super::deflate::DeflateError::TooBig { .. }) => {
@@ -563,9 +606,7 @@ impl Connection {
                 d.compress(data, &mut scratch)
                     .map_err(|e| Error::InvalidParameter(format!("compression failed: {e}")))?;
                 self.write_frame(op, true, &scratch);
-                if scratch.capacity() <= KEEP_CAPACITY {
-                    self.scratch = scratch;
-                }
+                self.scratch = scratch;
                 return Ok(());
             }
         }

@@ -8,10 +8,14 @@ use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use ::tokio::io::{AsyncRead, ReadBuf};
 use ::tokio::net::TcpStream;
 
 use super::handshake::{self, Request, ServerAccept};
-use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role};
+use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};
 use super::Error;
 
 #[cfg(feature = "deflate")]
@@ -26,6 +30,9 @@ thread_local! {
 /// How long a closed connection keeps reading (and discarding) while it waits for the peer to
 /// close its side.
 pub const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection quiet for this long gives back its large buffers.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Settings for accepted connections.
 #[derive(Clone, Debug)]
@@ -71,6 +78,26 @@ struct Io {
     tls: Option<Box<rustls::ServerConnection>>,
 }
 
+/// `std::io::Read` over `AsyncRead::poll_read` within one poll: `Pending` becomes WouldBlock
+/// (with the waker registered).
+#[cfg(feature = "tls")]
+struct PollRead<'a, 'b> {
+    tcp: &'a mut TcpStream,
+    cx: &'a mut Context<'b>,
+}
+
+#[cfg(feature = "tls")]
+impl Read for PollRead<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *self.tcp).poll_read(self.cx, &mut rb) {
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Ready(Ok(())) => Ok(rb.filled().len()),
+        }
+    }
+}
+
 /// `std::io` view of a tokio socket that never blocks (WouldBlock instead).
 struct Sync<'a>(&'a TcpStream);
 
@@ -90,19 +117,24 @@ impl Write for Sync<'_> {
 }
 
 impl Io {
-    /// Waits until input may be there, then reads what is available into `sink` through the
+    /// Waits until input is there, then reads what is available into `sink` through the
     /// per-thread scratch buffer (no buffer is held while waiting). Returns `Ok(true)` at the
     /// end of the stream.
+    ///
+    /// Reads go through `AsyncRead::poll_read`, which clears the socket's readiness after a
+    /// short read, so a wait never costs an extra `recv` that only returns EAGAIN.
     async fn read_with<F>(&mut self, mut sink: F) -> io::Result<bool>
     where
         F: FnMut(&[u8]) -> Result<(), Error>,
     {
         loop {
-            self.tcp.readable().await?;
-            let r = SCRATCH.with(|s| {
-                let mut buf = s.borrow_mut();
-                self.try_read_sync(&mut buf, &mut sink)
-            });
+            let r = std::future::poll_fn(|cx| {
+                SCRATCH.with(|s| {
+                    let mut buf = s.borrow_mut();
+                    self.poll_read_once(cx, &mut buf, &mut sink)
+                })
+            })
+            .await;
             #[cfg(feature = "tls")]
             self.flush_tls().await?;
             match r {
@@ -113,8 +145,13 @@ impl Io {
         }
     }
 
-    /// One non-blocking read. `Ok(None)`: nothing was there after all.
-    fn try_read_sync<F>(&mut self, buf: &mut [u8], sink: &mut F) -> io::Result<Option<bool>>
+    /// One read attempt. `Ok(None)`: bytes arrived but gave no plaintext (TLS records).
+    fn poll_read_once<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        sink: &mut F,
+    ) -> Poll<io::Result<Option<bool>>>
     where
         F: FnMut(&[u8]) -> Result<(), Error>,
     {
@@ -124,45 +161,56 @@ impl Io {
         };
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
-            let eof = match tls.read_tls(&mut Sync(&self.tcp)) {
+            let mut reader = PollRead {
+                tcp: &mut self.tcp,
+                cx,
+            };
+            let eof = match tls.read_tls(&mut reader) {
                 Ok(0) => true,
                 Ok(_) => false,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
             };
             if let Err(e) = tls.process_new_packets() {
                 let _ = tls.write_tls(&mut Sync(&self.tcp));
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
             }
             let mut got = false;
             loop {
                 match tls.reader().read(buf) {
-                    Ok(0) => return Ok(Some(true)),
+                    Ok(0) => return Poll::Ready(Ok(Some(true))),
                     Ok(n) => {
                         got = true;
-                        sink(&buf[..n]).map_err(to_io)?;
+                        if let Err(e) = sink(&buf[..n]) {
+                            return Poll::Ready(Err(to_io(e)));
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(true)),
-                    Err(e) => return Err(e),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Poll::Ready(Ok(Some(true)))
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            return Ok(if eof {
+            return Poll::Ready(Ok(if eof {
                 Some(true)
             } else if got {
                 Some(false)
             } else {
                 None
-            });
+            }));
         }
-        match self.tcp.try_read(buf) {
-            Ok(0) => Ok(Some(true)),
-            Ok(n) => {
-                sink(&buf[..n]).map_err(to_io)?;
-                Ok(Some(false))
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.tcp).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(Some(true)));
+                }
+                Poll::Ready(sink(&buf[..n]).map(|()| Some(false)).map_err(to_io))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
         }
     }
 
@@ -258,7 +306,10 @@ impl HttpConnection {
 /// A WebSocket upgrade that fails validation is answered with a 4xx response and an error; a
 /// request that is not an upgrade is returned as [`Accepted::Http`].
 pub async fn accept(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted, Error> {
-    match ::tokio::time::timeout(config.handshake_timeout, accept_inner(tcp, config)).await {
+    // Boxed: the handshake's state is large and would otherwise stay inlined in every
+    // connection's task for its whole life.
+    let handshake = Box::pin(accept_inner(tcp, config));
+    match ::tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(r) => r,
         Err(_) => Err(Error::HandshakeTimeout),
     }
@@ -423,19 +474,29 @@ impl WebSocket {
                 continue;
             }
             self.flush().await?;
+            let holding = self.conn.retained_memory() > KEEP_CAPACITY;
             let conn = &mut self.conn;
             let mut proto = None;
-            let r = self
-                .io
-                .read_with(|b| {
-                    if proto.is_none() {
-                        if let Err(e) = conn.receive(b) {
-                            proto = Some(e);
-                        }
+            let read = self.io.read_with(|b| {
+                if proto.is_none() {
+                    if let Err(e) = conn.receive(b) {
+                        proto = Some(e);
                     }
-                    Ok(())
-                })
-                .await;
+                }
+                Ok(())
+            });
+            let r = if holding {
+                // Large buffers are kept while traffic flows and given back once it stops.
+                match ::tokio::time::timeout(RELEASE_AFTER, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.conn.release_memory();
+                        continue;
+                    }
+                }
+            } else {
+                read.await
+            };
             if let Some(e) = proto {
                 let _ = self.flush().await;
                 self.finish().await;

@@ -376,3 +376,18 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn large_buffers_are_reused_until_released() {
+    let mut s = server();
+    s.send(MessageKind::Binary, &[0; 100_000]).unwrap();
+    let n = s.output_len();
+    s.consume_output(n);
+    assert!(s.retained_memory() >= 100_000, "kept for the next message");
+    s.release_memory();
+    assert_eq!(s.retained_memory(), 0);
+    // Pending output is never released.
+    s.send(MessageKind::Binary, &[0; 10]).unwrap();
+    s.release_memory();
+    assert_eq!(s.output_len(), 12);
+}
