@@ -101,8 +101,9 @@ fn main() {
     });
 }
 
-/// netplay's tokio driver: `accept`, then `next_event` / `queue` (queued output is flushed before
-/// the next read, so pipelined messages leave in one write).
+/// netplay's tokio driver: `accept`, then `next_event` / `queue_owned` (the received message is
+/// handed back without a copy; queued output is flushed before the next read, so pipelined
+/// messages leave in one write).
 async fn netplay_echo(
     tcp: TcpStream,
     config: &netplay::ws::tokio::ServerConfig,
@@ -113,7 +114,7 @@ async fn netplay_echo(
     };
     while let Ok(Some(ev)) = ws.next_event().await {
         if let netplay::ws::Event::Message { kind, data } = ev {
-            ws.queue(kind, &data)?;
+            ws.queue_owned(kind, data)?;
         }
     }
     Ok(())

@@ -125,7 +125,7 @@ fn run_tokio(
                 };
                 while let Ok(Some(ev)) = ws.next_event().await {
                     if let Event::Message { kind, data } = ev {
-                        if ws.queue(kind, &data).is_err() {
+                        if ws.queue_owned(kind, data).is_err() {
                             break;
                         }
                     }

@@ -33,7 +33,7 @@ fn start_server(config: ServerConfig) -> u16 {
                                             ws.close(4002, "asked", Duration::from_secs(2)).await;
                                         break;
                                     }
-                                    ws.queue(kind, &data).unwrap();
+                                    ws.queue_owned(kind, data).unwrap();
                                 }
                             }
                         }

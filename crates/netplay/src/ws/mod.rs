@@ -8,6 +8,7 @@
 
 pub mod frame;
 pub mod handshake;
+mod outbuf;
 pub mod protocol;
 pub(crate) mod random;
 pub mod utf8;

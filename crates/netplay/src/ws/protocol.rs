@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 
 use super::frame::{apply_mask, FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::outbuf::OutQueue;
 use super::utf8::Utf8Validator;
 use super::{Error, ProtocolError};
 
@@ -121,8 +122,7 @@ pub struct Connection {
     /// Payload of the control frame in progress.
     control: Vec<u8>,
     events: VecDeque<Event>,
-    out: Vec<u8>,
-    out_pos: usize,
+    out: OutQueue,
     /// The close frame we sent: code and reason.
     sent_close: Option<(u16, String)>,
     /// The close frame we received.
@@ -136,6 +136,9 @@ pub struct Connection {
 /// Buffers of at most this size are always kept; drivers release larger ones on a quiet
 /// connection through [`Connection::release_memory`].
 pub const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Payloads from this size on are queued without a copy by [`Connection::send_owned`].
+const OWNED_MIN: usize = 16 * 1024;
 
 impl Connection {
     /// A new open connection for `role`.
@@ -152,8 +155,7 @@ impl Connection {
             utf8: Utf8Validator::default(),
             control: Vec::new(),
             events: VecDeque::new(),
-            out: Vec::new(),
-            out_pos: 0,
+            out: OutQueue::default(),
             sent_close: None,
             received_close: None,
             #[cfg(feature = "deflate")]
@@ -225,9 +227,7 @@ impl Connection {
     /// [`Connection::release_memory`] would give back.
     pub fn retained_memory(&self) -> usize {
         let mut n = self.control.capacity();
-        if self.output_len() == 0 {
-            n += self.out.capacity();
-        }
+        n += self.out.retained();
         if self.msg_kind.is_none() {
             n += self.msg.capacity();
         }
@@ -245,10 +245,7 @@ impl Connection {
     /// rebuilt. Drivers call it when a connection has been quiet for a while, so busy
     /// connections reuse their buffers and idle ones stay small.
     pub fn release_memory(&mut self) {
-        if self.output_len() == 0 {
-            self.out = Vec::new();
-            self.out_pos = 0;
-        }
+        self.out.release();
         if self.msg_kind.is_none() {
             self.msg = Vec::new();
         }
@@ -272,28 +269,27 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Bytes waiting to be written to the transport.
+    /// The next contiguous run of bytes waiting to be written to the transport.
     pub fn pending_output(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        self.out.front()
+    }
+
+    /// Fills `slices` with the runs of bytes waiting to be written, in order, for a vectored
+    /// write; returns how many were filled.
+    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        self.out.slices(slices)
     }
 
     /// Number of bytes waiting to be written.
     pub fn output_len(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.len()
     }
 
-    /// Marks `n` bytes of [`Connection::pending_output`] as written.
+    /// Marks `n` bytes of output as written.
     pub fn consume_output(&mut self, n: usize) {
-        self.out_pos = (self.out_pos + n).min(self.out.len());
-        if self.out_pos == self.out.len() {
-            // The capacity stays for the next message; drivers call `release_memory` once the
-            // connection goes quiet.
-            self.out.clear();
-            self.out_pos = 0;
-        } else if self.out_pos > KEEP_CAPACITY && self.out_pos * 2 > self.out.len() {
-            self.out.drain(..self.out_pos);
-            self.out_pos = 0;
-        }
+        // Buffers keep their capacity for the next message; drivers call `release_memory`
+        // once the connection goes quiet.
+        self.out.consume(n);
     }
 
     /// Feeds bytes read from the transport and decodes what it can.
@@ -617,7 +613,43 @@ impl Connection {
     /// Queues raw bytes for the transport, ahead of anything queued later (the driver uses it
     /// for the rest of an HTTP handshake response).
     pub fn queue_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+        self.out.buffer_for(bytes.len()).extend_from_slice(bytes);
+    }
+
+    /// Queues a message it takes ownership of. Large payloads are not copied: they leave
+    /// through [`Connection::pending_output_vectored`] after their header (a client masks them
+    /// in place). Compressed connections compress as [`Connection::send`] does.
+    pub fn send_owned(&mut self, kind: MessageKind, mut data: Vec<u8>) -> Result<(), Error> {
+        if data.len() < OWNED_MIN || self.is_compressed() {
+            return self.send(kind, &data);
+        }
+        if self.sent_close.is_some() || self.state == CloseState::Closed {
+            return Err(Error::NotOpen);
+        }
+        let opcode = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        let mask = match self.role {
+            Role::Client => Some(super::random::mask()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv23: false,
+            opcode,
+            mask,
+            len: data.len() as u64,
+        };
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut h);
+        self.out.buffer_for(n).extend_from_slice(&h[..n]);
+        if let Some(m) = mask {
+            apply_mask(&mut data, m, 0);
+        }
+        self.out.push_owned(data);
+        Ok(())
     }
 
     /// Queues a ping (payload at most 125 bytes).
@@ -689,12 +721,12 @@ impl Connection {
         };
         let mut h = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut h);
-        self.out.reserve(n + payload.len());
-        self.out.extend_from_slice(&h[..n]);
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
+        let out = self.out.buffer_for(n + payload.len());
+        out.extend_from_slice(&h[..n]);
+        let start = out.len();
+        out.extend_from_slice(payload);
         if let Some(m) = mask {
-            apply_mask(&mut self.out[start..], m, 0);
+            apply_mask(&mut out[start..], m, 0);
         }
     }
 }

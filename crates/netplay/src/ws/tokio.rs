@@ -5,7 +5,7 @@
 //! buffer, so memory grows with traffic and shrinks back when the traffic stops.
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -547,6 +547,12 @@ impl WebSocket {
         self.conn.send(kind, data)
     }
 
+    /// Queues a message it takes ownership of: large payloads are written from `data` itself,
+    /// without a copy (see [`Connection::send_owned`]).
+    pub fn queue_owned(&mut self, kind: MessageKind, data: Vec<u8>) -> Result<(), Error> {
+        self.conn.send_owned(kind, data)
+    }
+
     /// Sends a message and writes it out.
     pub async fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.conn.send(kind, data)?;
@@ -561,9 +567,24 @@ impl WebSocket {
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         while self.conn.output_len() > 0 {
-            let n = self.conn.output_len();
-            self.io.write_all(self.conn.pending_output()).await?;
-            self.conn.consume_output(n);
+            #[cfg(feature = "tls")]
+            if self.io.tls.is_some() {
+                let n = self.conn.pending_output().len();
+                self.io.write_all(self.conn.pending_output()).await?;
+                self.conn.consume_output(n);
+                continue;
+            }
+            // Header and owned payloads leave together in one vectored write.
+            let written = {
+                let mut slices = [IoSlice::new(&[]); 16];
+                let k = self.conn.pending_output_vectored(&mut slices);
+                self.io.tcp.try_write_vectored(&slices[..k])
+            };
+            match written {
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.tcp.writable().await?,
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

@@ -391,3 +391,47 @@ fn large_buffers_are_reused_until_released() {
     s.release_memory();
     assert_eq!(s.output_len(), 12);
 }
+
+#[test]
+fn owned_payloads_round_trip_without_a_copy_for_both_roles() {
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    // Client to server: masked in place.
+    let mut c = Connection::new(Role::Client, Config::default());
+    c.send(MessageKind::Text, b"before").unwrap();
+    c.send_owned(MessageKind::Binary, big.clone()).unwrap();
+    c.send(MessageKind::Text, b"after").unwrap();
+    let mut slices = [std::io::IoSlice::new(&[]); 8];
+    let k = c.pending_output_vectored(&mut slices);
+    assert!(k >= 3, "the owned payload is its own slice");
+    let wire: Vec<u8> = slices[..k].iter().flat_map(|s| s.to_vec()).collect();
+    assert_eq!(wire.len(), c.output_len());
+    let mut s = server();
+    s.receive(&wire).unwrap();
+    let got = drain(&mut s);
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[1],
+        Event::Message {
+            kind: MessageKind::Binary,
+            data: big.clone()
+        }
+    );
+    // Server to client, written in odd pieces through pending_output/consume_output.
+    s.send_owned(MessageKind::Binary, big.clone()).unwrap();
+    let mut wire = Vec::new();
+    while s.output_len() > 0 {
+        let f = s.pending_output();
+        let take = f.len().min(7777);
+        wire.extend_from_slice(&f[..take]);
+        s.consume_output(take);
+    }
+    let mut c = Connection::new(Role::Client, Config::default());
+    c.receive(&wire).unwrap();
+    assert_eq!(
+        c.next_event(),
+        Some(Event::Message {
+            kind: MessageKind::Binary,
+            data: big
+        })
+    );
+}
