@@ -3,6 +3,8 @@
 //! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core, Godot's
 //!   polled [`ws::WebSocketPeer`] (client and server) over std sockets, and a tokio driver for
 //!   servers with many connections.
+//! * [`signal`]: the sans-IO lobby core of a signaling server wire-compatible with Godot's
+//!   `webrtc_signaling` demo.
 //!
 //! # The run loop
 //!
@@ -36,4 +38,5 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod signal;
 pub mod ws;

@@ -193,11 +193,18 @@ mod tests {
     #[test]
     fn protocol_errors_close_with_4000_except_too_big() {
         for e in SignalError::ALL {
-            let expected = if e == SignalError::MessageTooBig { 1009 } else { 4000 };
+            let expected = if e == SignalError::MessageTooBig {
+                1009
+            } else {
+                4000
+            };
             assert_eq!(e.code(), expected, "{e:?}");
         }
         assert_eq!(CloseReason::HostDisconnected.code(), 4000);
-        assert_eq!(CloseReason::HostDisconnected.reason(), "Room host has disconnected");
+        assert_eq!(
+            CloseReason::HostDisconnected.reason(),
+            "Room host has disconnected"
+        );
         assert_eq!(CloseReason::SealComplete.code(), 1000);
         assert_eq!(CloseReason::SealComplete.reason(), "Seal complete");
     }

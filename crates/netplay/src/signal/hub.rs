@@ -83,8 +83,7 @@ pub type ConnId = u64;
 pub const GENERATED_NAME_LEN: usize = 16;
 
 /// The characters of generated lobby names.
-const NAME_ALPHABET: &[u8; 62] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const NAME_ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Limits and behaviour of a [`Hub`]. The defaults are the reference server's values where it
 /// has one.
@@ -97,7 +96,8 @@ pub struct HubConfig {
     /// disconnecting". Default 1024.
     pub max_lobbies: usize,
     /// Most members of one lobby, host included; a join beyond is closed with 4000 "Lobby is
-    /// full". `None` (the default, as the reference) leaves only `max_peers` as the bound.
+    /// full". `None` (the default, as the reference) leaves only `max_peers` as the bound. The
+    /// creator of a lobby is always admitted, so `Some(0)` acts as `Some(1)`.
     pub max_lobby_members: Option<usize>,
     /// Time from connecting to joining a lobby; a connection still waiting then is closed with
     /// 4000 "Have not joined lobby yet". Default 1 s.
@@ -506,7 +506,12 @@ impl Hub {
         })
     }
 
-    fn dispatch(&mut self, conn: ConnId, frame: Frame<'_>, now: Instant) -> Result<(), SignalError> {
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        frame: Frame<'_>,
+        now: Instant,
+    ) -> Result<(), SignalError> {
         let phase = self.conns.get(&conn).map(|c| c.phase);
         match (frame.kind, phase) {
             (MessageType::Id | MessageType::PeerConnect | MessageType::PeerDisconnect, _) => {
@@ -552,14 +557,26 @@ impl Hub {
                 break id;
             }
         };
-        send(&mut self.out, conn, Message::assigned_id(id, lobby.mesh).to_json());
+        send(
+            &mut self.out,
+            conn,
+            Message::assigned_id(id, lobby.mesh).to_json(),
+        );
         for &(member, member_id) in &lobby.members {
             if lobby.announced(member, conn) {
                 send(&mut self.out, member, Message::peer_connect(id).to_json());
-                send(&mut self.out, conn, Message::peer_connect(member_id).to_json());
+                send(
+                    &mut self.out,
+                    conn,
+                    Message::peer_connect(member_id).to_json(),
+                );
             }
         }
-        send(&mut self.out, conn, Message::join_reply(&*lobby.name).to_json());
+        send(
+            &mut self.out,
+            conn,
+            Message::join_reply(&*lobby.name).to_json(),
+        );
         lobby.members.push((conn, id));
         lobby.ids.insert(id, conn);
         self.enter(conn, key, id);
@@ -648,7 +665,11 @@ impl Hub {
             .filter(|dest| **dest != conn)
             .ok_or(SignalError::InvalidDestination)?;
         let from = self.conns.get(&conn).map_or(0, |c| c.peer_id);
-        send(&mut self.out, dest, message_with_literal(kind, from, frame.data));
+        send(
+            &mut self.out,
+            dest,
+            message_with_literal(kind, from, frame.data),
+        );
         self.counters.messages_relayed += 1;
         Ok(())
     }

@@ -16,6 +16,10 @@
 //! * `data` a string; all three fields are required (the reference would default a missing
 //!   `data` to `""`; Godot's clients always send it);
 //! * other fields are ignored; a duplicated field is refused.
+//!
+//! An escaped lone surrogate (`"\ud800"`) is valid JSON syntax but has no `String` form:
+//! [`Message::parse`] refuses it, while the hub, which never decodes what it relays, forwards
+//! such a literal unchanged.
 
 use std::fmt::Write as _;
 
@@ -243,7 +247,12 @@ impl<'a> Frame<'a> {
     /// Parses and validates one text message.
     pub(crate) fn parse(text: &'a str) -> Result<Frame<'a>, SignalError> {
         // serde would also read a struct from an array; the protocol wants an object.
-        if text.trim_start_matches([' ', '\t', '\n', '\r']).as_bytes().first() != Some(&b'{') {
+        if text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .as_bytes()
+            .first()
+            != Some(&b'{')
+        {
             return Err(SignalError::InvalidFormat);
         }
         let wire: Wire<'a> = serde_json::from_str(text).map_err(|_| SignalError::InvalidFormat)?;

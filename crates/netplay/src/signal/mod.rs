@@ -58,5 +58,5 @@ mod message;
 mod rate;
 
 pub use error::{CloseReason, SignalError};
-pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output};
+pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};

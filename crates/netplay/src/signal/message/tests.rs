@@ -39,10 +39,19 @@ fn written_keys_are_type_id_data_in_that_order() {
 
 #[test]
 fn constructors_follow_the_protocol_table() {
-    assert_eq!(Message::join("", true), Message::new(MessageType::Join, 0, ""));
-    assert_eq!(Message::join("abc", false), Message::new(MessageType::Join, 1, "abc"));
+    assert_eq!(
+        Message::join("", true),
+        Message::new(MessageType::Join, 0, "")
+    );
+    assert_eq!(
+        Message::join("abc", false),
+        Message::new(MessageType::Join, 1, "abc")
+    );
     assert_eq!(Message::assigned_id(7, false).data, "");
-    assert_eq!(Message::peer_connect(9), Message::new(MessageType::PeerConnect, 9, ""));
+    assert_eq!(
+        Message::peer_connect(9),
+        Message::new(MessageType::PeerConnect, 9, "")
+    );
     assert_eq!(Message::offer(1, "v=0").kind, MessageType::Offer);
     assert_eq!(Message::answer(1, "v=0").kind, MessageType::Answer);
     let c = CandidatePayload {
@@ -89,7 +98,10 @@ fn escapes_in_input_are_decoded() {
 
 #[test]
 fn whitespace_and_extra_fields_are_accepted() {
-    let m = Message::parse(" \r\n\t{ \"data\" : \"x\" , \"extra\": [1, {\"a\": null}], \"id\" : 5, \"type\" : 6 } \n").unwrap();
+    let m = Message::parse(
+        " \r\n\t{ \"data\" : \"x\" , \"extra\": [1, {\"a\": null}], \"id\" : 5, \"type\" : 6 } \n",
+    )
+    .unwrap();
     assert_eq!(m, Message::new(MessageType::Candidate, 5, "x"));
 }
 
@@ -98,7 +110,11 @@ fn integral_numbers_in_any_spelling_are_accepted() {
     for (text, kind, id) in [
         (r#"{"type":4.0,"id":2e0,"data":""}"#, MessageType::Offer, 2),
         (r#"{"type":-0,"id":0.0,"data":""}"#, MessageType::Join, 0),
-        (r#"{"type":7,"id":2147483647,"data":""}"#, MessageType::Seal, i32::MAX),
+        (
+            r#"{"type":7,"id":2147483647,"data":""}"#,
+            MessageType::Seal,
+            i32::MAX,
+        ),
     ] {
         let m = Message::parse(text).unwrap();
         assert_eq!((m.kind, m.id), (kind, id), "{text}");
@@ -137,14 +153,30 @@ fn invalid_message_format_for_anything_not_a_well_typed_object() {
 
 #[test]
 fn invalid_message_format_for_negative_or_fractional_type() {
-    assert_eq!(parse_err(r#"{"type":-1,"id":1,"data":""}"#), SignalError::InvalidFormat);
-    assert_eq!(parse_err(r#"{"type":4.5,"id":1,"data":""}"#), SignalError::InvalidFormat);
-    assert_eq!(parse_err(r#"{"type":-1e300,"id":1,"data":""}"#), SignalError::InvalidFormat);
+    assert_eq!(
+        parse_err(r#"{"type":-1,"id":1,"data":""}"#),
+        SignalError::InvalidFormat
+    );
+    assert_eq!(
+        parse_err(r#"{"type":4.5,"id":1,"data":""}"#),
+        SignalError::InvalidFormat
+    );
+    assert_eq!(
+        parse_err(r#"{"type":-1e300,"id":1,"data":""}"#),
+        SignalError::InvalidFormat
+    );
 }
 
 #[test]
 fn invalid_message_format_for_id_outside_i32_or_negative() {
-    for id in ["-1", "2147483648", "1e10", "18446744073709551616", "1.5", "-2147483648"] {
+    for id in [
+        "-1",
+        "2147483648",
+        "1e10",
+        "18446744073709551616",
+        "1.5",
+        "-2147483648",
+    ] {
         let text = format!(r#"{{"type":4,"id":{id},"data":""}}"#);
         assert_eq!(parse_err(&text), SignalError::InvalidFormat, "{text}");
     }
@@ -164,7 +196,9 @@ fn frame_keeps_the_data_literal_as_it_arrived() {
     assert_eq!(f.data, r#""v=0\r\n\u0041""#);
     assert_eq!(f.data_string().unwrap(), "v=0\r\nA");
     assert!(!f.data_is_empty());
-    assert!(Frame::parse(r#"{"type":0,"id":0,"data":""}"#).unwrap().data_is_empty());
+    assert!(Frame::parse(r#"{"type":0,"id":0,"data":""}"#)
+        .unwrap()
+        .data_is_empty());
     let out = message_with_literal(f.kind, 42, f.data);
     assert_eq!(out, r#"{"type":5,"id":42,"data":"v=0\r\n\u0041"}"#);
     assert_eq!(Message::parse(&out).unwrap().data, "v=0\r\nA");
@@ -184,7 +218,12 @@ fn candidate_payload_has_a_leading_newline_and_three_parts() {
     );
     assert_eq!(CandidatePayload::decode(&text), Ok(c.clone()));
     // Empty parts are dropped as Godot's split(.., false) does.
-    assert_eq!(CandidatePayload::decode("\n\naudio\n\n1\ncandidate:842163049 1 udp 1677729535 1.2.3.4 46154 typ srflx\n"), Ok(c));
+    assert_eq!(
+        CandidatePayload::decode(
+            "\n\naudio\n\n1\ncandidate:842163049 1 udp 1677729535 1.2.3.4 46154 typ srflx\n"
+        ),
+        Ok(c)
+    );
 }
 
 #[test]
@@ -209,7 +248,11 @@ fn candidate_payload_without_three_parts_or_with_bad_index_is_invalid() {
         "\nmid\n-1\ncandidate",
         "\nmid\n4294967296\ncandidate",
     ] {
-        assert_eq!(CandidatePayload::decode(data), Err(SignalError::InvalidFormat), "{data:?}");
+        assert_eq!(
+            CandidatePayload::decode(data),
+            Err(SignalError::InvalidFormat),
+            "{data:?}"
+        );
     }
 }
 
