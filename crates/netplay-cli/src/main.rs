@@ -1,6 +1,7 @@
 //! The `netplay` command: servers and test peers built on the netplay library.
 
 mod echo;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The WebRTC signaling server (Godot's webrtc_signaling protocol) with a demo page.
+    Serve(serve::ServeArgs),
     /// A WebSocket echo server: every text or binary message comes back as it was sent.
     Echo(echo::EchoArgs),
 }
@@ -21,6 +24,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),
     };
     match result {

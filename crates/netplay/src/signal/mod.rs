@@ -60,3 +60,6 @@ mod rate;
 pub use error::{CloseReason, SignalError};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
+
+#[cfg(feature = "tokio")]
+pub mod server;

@@ -35,3 +35,4 @@ pub use tcp_server::TcpServer;
 pub use tls::TlsOptions;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+pub(crate) use random::fill as random_fill;

@@ -1,0 +1,214 @@
+//! `netplay serve`, the signaling server, driven by real WebSocket clients (netplay's polled
+//! peer) and plain HTTP: lobbies, relaying with id rewriting, sealing, bad input, /healthz,
+//! /metrics, the demo page and graceful shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{netplay_bin, Service, STARTUP_TIMEOUT};
+use netplay::signal::{CandidatePayload, Message, MessageType};
+use netplay::ws::{ReadyState, WebSocketPeer};
+
+struct Server {
+    service: Service,
+    port: u16,
+}
+
+fn start(extra: &[&str]) -> Server {
+    let mut cmd = Command::new(netplay_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--seed", "7"])
+        .args(extra);
+    let mut service = Service::spawn("netplay serve", &mut cmd, false);
+    let port = service.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
+        let rest = line.strip_prefix("listening on ws://127.0.0.1:")?;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    Server { service, port }
+}
+
+struct Client {
+    ws: WebSocketPeer,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let mut ws = WebSocketPeer::new();
+        ws.connect_to_url(&format!("ws://127.0.0.1:{port}/"), None)
+            .unwrap();
+        let mut c = Client { ws };
+        c.until(|ws| ws.ready_state() != ReadyState::Connecting);
+        assert_eq!(c.ws.ready_state(), ReadyState::Open);
+        c
+    }
+
+    fn until(&mut self, mut f: impl FnMut(&mut WebSocketPeer) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f(&mut self.ws) {
+            assert!(Instant::now() < deadline, "timed out");
+            self.ws.poll();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn send(&mut self, m: &Message) {
+        self.ws.send_text(&m.to_json()).unwrap();
+        // As in Godot, a send is written out by the next poll.
+        self.ws.poll();
+    }
+
+    fn recv(&mut self) -> Message {
+        let mut got = None;
+        self.until(|ws| {
+            if let Some(p) = ws.get_packet() {
+                got = Some(p);
+            }
+            got.is_some() || ws.ready_state() == ReadyState::Closed
+        });
+        let p = got.unwrap_or_else(|| {
+            panic!(
+                "closed while waiting: {} {}",
+                self.ws.close_code(),
+                self.ws.close_reason()
+            )
+        });
+        Message::parse(std::str::from_utf8(&p).unwrap()).unwrap()
+    }
+
+    fn closed(&mut self) -> (i32, String) {
+        self.until(|ws| ws.ready_state() == ReadyState::Closed);
+        (self.ws.close_code(), self.ws.close_reason().to_string())
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn mesh_lobby_join_relay_and_seal() {
+    let server = start(&["--seal-close-timeout-ms", "300"]);
+    let mut host = Client::connect(server.port);
+    host.send(&Message::join("", true));
+    let id = host.recv();
+    assert_eq!(
+        (id.kind, id.id, id.data.as_str()),
+        (MessageType::Id, 1, "true")
+    );
+    let joined = host.recv();
+    assert_eq!(joined.kind, MessageType::Join);
+    let lobby = joined.data.clone();
+    assert_eq!(lobby.len(), 16);
+
+    let mut guest = Client::connect(server.port);
+    guest.send(&Message::join(lobby.clone(), true));
+    let gid = guest.recv();
+    assert_eq!(gid.kind, MessageType::Id);
+    assert!(gid.id >= 2);
+    assert_eq!(guest.recv(), Message::peer_connect(1));
+    assert_eq!(guest.recv(), Message::join_reply(lobby.clone()));
+    assert_eq!(host.recv(), Message::peer_connect(gid.id));
+
+    // Relay: the destination id is rewritten to the sender's.
+    guest.send(&Message::offer(1, "v=0 offer"));
+    assert_eq!(host.recv(), Message::offer(gid.id, "v=0 offer"));
+    host.send(&Message::answer(gid.id, "v=0 answer"));
+    assert_eq!(guest.recv(), Message::answer(1, "v=0 answer"));
+    let cand = CandidatePayload {
+        mid: "0".into(),
+        index: 0,
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+    };
+    host.send(&Message::candidate(gid.id, &cand));
+    let got = guest.recv();
+    assert_eq!(got.kind, MessageType::Candidate);
+    assert_eq!(got.id, 1);
+    assert_eq!(CandidatePayload::decode(&got.data).unwrap(), cand);
+
+    // Only the host seals; everyone hears it and is closed with 1000 after the timeout.
+    host.send(&Message::seal());
+    assert_eq!(host.recv(), Message::seal());
+    assert_eq!(guest.recv(), Message::seal());
+    let late = {
+        let mut c = Client::connect(server.port);
+        c.send(&Message::join(lobby, true));
+        c.closed()
+    };
+    assert_eq!(late, (4000, "Lobby is sealed".to_string()));
+    assert_eq!(host.closed(), (1000, "Seal complete".to_string()));
+    assert_eq!(guest.closed(), (1000, "Seal complete".to_string()));
+    drop(server);
+}
+
+#[test]
+fn bad_input_gets_4000_with_a_reason_and_others_keep_working() {
+    let server = start(&[]);
+    let mut good = Client::connect(server.port);
+    good.send(&Message::join("", false));
+    assert_eq!(good.recv().id, 1);
+
+    let mut binary = Client::connect(server.port);
+    binary.ws.put_packet(b"\x00\x01").unwrap();
+    assert_eq!(
+        binary.closed(),
+        (4000, "Invalid transfer mode, must be text".to_string())
+    );
+    let mut junk = Client::connect(server.port);
+    junk.ws.send_text("this is not json").unwrap();
+    assert_eq!(junk.closed(), (4000, "Invalid message format".to_string()));
+    let mut silent = Client::connect(server.port);
+    assert_eq!(
+        silent.closed(),
+        (4000, "Have not joined lobby yet".to_string())
+    );
+    let mut guest = Client::connect(server.port);
+    guest.send(&Message::join("no-such-lobby", false));
+    assert_eq!(guest.closed(), (4000, "Lobby does not exists".to_string()));
+
+    // The first client's lobby still works.
+    assert_eq!(good.recv().kind, MessageType::Join);
+    let health = http_get(server.port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(server.port, "/metrics");
+    assert!(metrics.contains("netplay_signal_lobbies 1"), "{metrics}");
+    assert!(
+        metrics.contains("netplay_signal_errors_total{reason=\"Invalid message format\"} 1"),
+        "{metrics}"
+    );
+    drop(server);
+}
+
+#[test]
+fn demo_page_and_unknown_paths() {
+    let server = start(&[]);
+    let page = http_get(server.port, "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("RTCPeerConnection"));
+    assert!(http_get(server.port, "/../etc/passwd").starts_with("HTTP/1.1 404"));
+    drop(server);
+}
+
+#[test]
+fn sigterm_closes_members_with_1001_and_exits() {
+    let mut server = start(&[]);
+    let mut host = Client::connect(server.port);
+    host.send(&Message::join("", true));
+    assert_eq!(host.recv().id, 1);
+    let pid = server.service.guard.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(host.closed(), (1001, "Server shutting down".to_string()));
+    let exit = server.service.guard.wait_timeout(Duration::from_secs(10));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+}

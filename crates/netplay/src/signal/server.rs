@@ -1,0 +1,415 @@
+//! The signaling server: a [`Hub`] behind the tokio WebSocket driver, with plain HTTP on the
+//! same port (`/healthz`, `/metrics`, the demo page and static files).
+//!
+//! Owns the glue only: one task per connection moves text messages between its WebSocket and
+//! the hub task, which owns the [`Hub`] and its timers. Lobby rules live in [`super::hub`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::hub::{ConnId, Hub, HubConfig, HubStats, Output};
+use crate::ws::tokio::{accept, Accepted, HttpConnection, ServerConfig};
+use crate::ws::{Event, MessageKind};
+
+/// The demo page served at `/` when no static folder replaces it.
+pub const DEMO_PAGE: &str = include_str!("../../../../web/index.html");
+
+/// Most messages waiting for one connection; a client that reads slower is closed.
+const OUTBOX: usize = 1024;
+
+/// Settings of a signaling server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Lobby limits and timeouts.
+    pub hub: HubConfig,
+    /// WebSocket settings (TLS, handshake timeout...). `max_message_size` is taken from `hub`.
+    pub websocket: ServerConfig,
+    /// A folder whose files are served over HTTP (`/` maps to `index.html`); `None` serves the
+    /// embedded demo page at `/`.
+    pub static_dir: Option<PathBuf>,
+    /// Seed of the hub's id and name generator; `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+enum ToHub {
+    Open(ConnId, mpsc::Sender<Output>),
+    Text(ConnId, String),
+    Binary(ConnId),
+    Gone(ConnId),
+    Stats(tokio::sync::oneshot::Sender<HubStats>),
+}
+
+/// Counters of the transport, next to the hub's own.
+#[derive(Default)]
+struct Counters {
+    http_requests: AtomicU64,
+    handshake_failures: AtomicU64,
+    slow_clients: AtomicU64,
+}
+
+/// Serves until `shutdown` completes, then closes every WebSocket with 1001 and returns.
+pub async fn serve(
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let seed = options.seed.unwrap_or_else(|| {
+        let mut b = [0u8; 8];
+        crate::ws::random_fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let hub = Hub::new(options.hub.clone(), seed);
+    let (to_hub, hub_rx) = mpsc::channel::<ToHub>(4096);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let hub_task = tokio::spawn(run_hub(hub, hub_rx));
+    let mut ws_config = options.websocket.clone();
+    ws_config.max_message_size = options.hub.max_message_size;
+    let shared = Arc::new(Shared {
+        ws_config,
+        static_dir: options.static_dir.clone(),
+        counters: Counters::default(),
+    });
+    let next_id = AtomicU64::new(1);
+    tokio::pin!(shutdown);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else {
+                    // Out of descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                tasks.spawn(connection(tcp, peer, id, shared.clone(), to_hub.clone(), stop_rx.clone()));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    // Graceful shutdown: every connection sends a close frame and ends.
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    drop(to_hub);
+    hub_task.abort();
+    Ok(())
+}
+
+struct Shared {
+    ws_config: ServerConfig,
+    static_dir: Option<PathBuf>,
+    counters: Counters,
+}
+
+async fn run_hub(mut hub: Hub, mut rx: mpsc::Receiver<ToHub>) {
+    let mut outboxes: HashMap<ConnId, mpsc::Sender<Output>> = HashMap::new();
+    loop {
+        let deadline = hub.poll_timeout();
+        let msg = match deadline {
+            Some(at) => {
+                tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        hub.handle_timeout(Instant::now());
+                        deliver(&mut hub, &mut outboxes);
+                        continue;
+                    }
+                }
+            }
+            None => rx.recv().await,
+        };
+        let Some(msg) = msg else { return };
+        let now = Instant::now();
+        match msg {
+            ToHub::Open(conn, tx) => {
+                outboxes.insert(conn, tx);
+                hub.connect(conn, now);
+            }
+            ToHub::Text(conn, text) => hub.receive_text(conn, &text, now),
+            ToHub::Binary(conn) => hub.receive_binary(conn, now),
+            ToHub::Gone(conn) => {
+                outboxes.remove(&conn);
+                hub.disconnect(conn, now);
+            }
+            ToHub::Stats(reply) => {
+                let _ = reply.send(hub.stats());
+            }
+        }
+        deliver(&mut hub, &mut outboxes);
+    }
+}
+
+/// Hands the hub's outputs to the connection tasks.
+fn deliver(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>) {
+    while let Some(out) = hub.poll_output() {
+        let conn = match &out {
+            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
+        };
+        let Some(tx) = outboxes.get(&conn) else {
+            continue;
+        };
+        if tx.try_send(out).is_err() {
+            // The client does not read: drop it (its task sees the closed outbox).
+            outboxes.remove(&conn);
+            hub.disconnect(conn, Instant::now());
+        }
+    }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    _peer: SocketAddr,
+    conn: ConnId,
+    shared: Arc<Shared>,
+    to_hub: mpsc::Sender<ToHub>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ws = match accept(tcp, &shared.ws_config).await {
+        Ok(Accepted::WebSocket(ws)) => ws,
+        Ok(Accepted::Http(http)) => {
+            shared
+                .counters
+                .http_requests
+                .fetch_add(1, Ordering::Relaxed);
+            http_request(http, &shared, &to_hub).await;
+            return;
+        }
+        Err(_) => {
+            shared
+                .counters
+                .handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let (tx, mut outbox) = mpsc::channel(OUTBOX);
+    if to_hub.send(ToHub::Open(conn, tx)).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            out = outbox.recv() => match out {
+                Some(Output::Send { text, .. }) => {
+                    if ws.queue(MessageKind::Text, text.as_bytes()).is_err() {
+                        break;
+                    }
+                    // Write now when nothing else is waiting; otherwise the next read flushes.
+                    if outbox.is_empty() && ws.flush().await.is_err() {
+                        break;
+                    }
+                }
+                Some(Output::Close { code, reason, .. }) => {
+                    let _ = ws.close(code, &reason, Duration::from_secs(2)).await;
+                    break;
+                }
+                None => {
+                    shared.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
+                    let _ = ws.close(1008, "Too slow", Duration::from_secs(1)).await;
+                    break;
+                }
+            },
+            ev = ws.next_event() => match ev {
+                Ok(Some(Event::Message { kind: MessageKind::Text, data })) => {
+                    // The WebSocket layer checked the UTF-8 already.
+                    let text = String::from_utf8(data).unwrap_or_default();
+                    if to_hub.send(ToHub::Text(conn, text)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(Event::Message { kind: MessageKind::Binary, .. })) => {
+                    if to_hub.send(ToHub::Binary(conn)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            },
+            _ = stop.changed() => {
+                let _ = ws.close(1001, "Server shutting down", Duration::from_secs(2)).await;
+                break;
+            }
+        }
+    }
+    let _ = to_hub.send(ToHub::Gone(conn)).await;
+}
+
+async fn http_request(http: HttpConnection, shared: &Shared, to_hub: &mpsc::Sender<ToHub>) {
+    let path = http
+        .request()
+        .path
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    if http.request().method != "GET" && http.request().method != "HEAD" {
+        let _ = http
+            .respond(405, "Method Not Allowed", "text/plain", b"GET only\n")
+            .await;
+        return;
+    }
+    match path.as_str() {
+        "/healthz" => {
+            let _ = http.respond(200, "OK", "text/plain", b"ok\n").await;
+        }
+        "/metrics" => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if to_hub.send(ToHub::Stats(tx)).await.is_err() {
+                return;
+            }
+            let Ok(stats) = rx.await else { return };
+            let body = metrics_text(&stats, &shared.counters);
+            let _ = http
+                .respond(200, "OK", "text/plain; version=0.0.4", body.as_bytes())
+                .await;
+        }
+        _ => static_file(http, &path, shared.static_dir.as_deref()).await,
+    }
+}
+
+async fn static_file(http: HttpConnection, path: &str, dir: Option<&std::path::Path>) {
+    let Some(dir) = dir else {
+        if path == "/" || path == "/index.html" {
+            let _ = http
+                .respond(200, "OK", "text/html; charset=utf-8", DEMO_PAGE.as_bytes())
+                .await;
+        } else {
+            let _ = http
+                .respond(404, "Not Found", "text/plain", b"not found\n")
+                .await;
+        }
+        return;
+    };
+    // Only plain names below the folder: no "..", no absolute paths, no hidden files.
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    let safe = rel
+        .split('/')
+        .all(|part| !part.is_empty() && !part.starts_with('.') && !part.contains('\\'));
+    if !safe {
+        let _ = http
+            .respond(404, "Not Found", "text/plain", b"not found\n")
+            .await;
+        return;
+    }
+    match tokio::fs::read(dir.join(rel)).await {
+        Ok(body) => {
+            let _ = http.respond(200, "OK", content_type(rel), &body).await;
+        }
+        Err(_) => {
+            let _ = http
+                .respond(404, "Not Found", "text/plain", b"not found\n")
+                .await;
+        }
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript",
+        "wasm" => "application/wasm",
+        "css" => "text/css",
+        "json" => "application/json",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Renders the hub's statistics and the transport counters as Prometheus text.
+fn metrics_text(s: &HubStats, c: &Counters) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::with_capacity(2048);
+    let mut gauge = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(
+        "netplay_signal_connections",
+        "Open signaling connections.",
+        s.connections as u64,
+    );
+    gauge(
+        "netplay_signal_waiting",
+        "Connections that have not joined a lobby.",
+        s.waiting as u64,
+    );
+    gauge("netplay_signal_lobbies", "Open lobbies.", s.lobbies as u64);
+    gauge(
+        "netplay_signal_sealed_lobbies",
+        "Open sealed lobbies.",
+        s.sealed_lobbies as u64,
+    );
+    gauge(
+        "netplay_signal_members",
+        "Members of all lobbies.",
+        s.members as u64,
+    );
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    counter(
+        "netplay_signal_connections_total",
+        "Connections accepted.",
+        s.connections_accepted,
+    );
+    counter(
+        "netplay_signal_lobbies_created_total",
+        "Lobbies created.",
+        s.lobbies_created,
+    );
+    counter("netplay_signal_joins_total", "Successful joins.", s.joins);
+    counter(
+        "netplay_signal_messages_received_total",
+        "Text messages received.",
+        s.messages_received,
+    );
+    counter(
+        "netplay_signal_messages_relayed_total",
+        "Offers, answers and candidates relayed.",
+        s.messages_relayed,
+    );
+    counter(
+        "netplay_http_requests_total",
+        "Plain HTTP requests.",
+        c.http_requests.load(Ordering::Relaxed),
+    );
+    counter(
+        "netplay_handshake_failures_total",
+        "Failed WebSocket handshakes.",
+        c.handshake_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        "netplay_slow_clients_total",
+        "Clients closed for not reading.",
+        c.slow_clients.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(o, "# HELP netplay_signal_errors_total Protocol errors by reason.\n# TYPE netplay_signal_errors_total counter");
+    for (e, n) in &s.errors {
+        let _ = writeln!(
+            o,
+            "netplay_signal_errors_total{{reason=\"{}\"}} {n}",
+            e.reason()
+        );
+    }
+    let _ = writeln!(o, "# HELP netplay_signal_closes_total Closes by reason.\n# TYPE netplay_signal_closes_total counter");
+    for (r, n) in &s.closes {
+        let _ = writeln!(
+            o,
+            "netplay_signal_closes_total{{code=\"{}\",reason=\"{}\"}} {n}",
+            r.code(),
+            r.reason()
+        );
+    }
+    o
+}
