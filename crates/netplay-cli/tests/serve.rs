@@ -212,3 +212,72 @@ fn sigterm_closes_members_with_1001_and_exits() {
     let exit = server.service.guard.wait_timeout(Duration::from_secs(10));
     assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
 }
+
+#[test]
+fn signaling_client_joins_and_relays_through_netplay_serve() {
+    use netplay::signal::{Client as SignalClient, ClientEvent, Signaling};
+    let server = start(&[]);
+    let url = format!("ws://127.0.0.1:{}", server.port);
+    let mut host = SignalClient::connect(&url, "", false).unwrap();
+    let next = |c: &mut SignalClient| -> ClientEvent {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            c.poll();
+            if let Some(ev) = c.next_event() {
+                return ev;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event: {:?} {:?} {}",
+                c.peer().ready_state(),
+                c.peer().last_error(),
+                c.peer().close_code()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    assert_eq!(next(&mut host), ClientEvent::Id { id: 1, mesh: false });
+    let ClientEvent::Joined { lobby } = next(&mut host) else {
+        panic!("no join reply")
+    };
+    let mut guest = SignalClient::connect(&url, &lobby, false).unwrap();
+    let ClientEvent::Id {
+        id: gid,
+        mesh: false,
+    } = next(&mut guest)
+    else {
+        panic!("no id")
+    };
+    assert_eq!(next(&mut guest), ClientEvent::PeerConnected(1));
+    assert_eq!(next(&mut guest), ClientEvent::Joined { lobby });
+    assert_eq!(next(&mut host), ClientEvent::PeerConnected(gid));
+    guest.send_offer(1, "offer-sdp").unwrap();
+    guest.poll();
+    assert_eq!(
+        next(&mut host),
+        ClientEvent::Offer {
+            from: gid,
+            sdp: "offer-sdp".into()
+        }
+    );
+    host.close();
+    // Keep polling the host until its close frame is out, as with any peer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ev = loop {
+        host.poll();
+        guest.poll();
+        if let Some(ev) = guest.next_event() {
+            break ev;
+        }
+        assert!(Instant::now() < deadline, "guest saw no close");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(
+        ev,
+        ClientEvent::Closed {
+            code: 4000,
+            reason: "Room host has disconnected".into()
+        }
+    );
+    drop(server);
+}

@@ -52,11 +52,13 @@
 //! assert_eq!(hub.peer_id_of(1), Some(1));
 //! ```
 
+mod client;
 mod error;
 pub mod hub;
 mod message;
 mod rate;
 
+pub use client::{Client, ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
 pub use error::{CloseReason, SignalError};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
