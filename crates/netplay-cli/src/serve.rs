@@ -45,6 +45,15 @@ pub struct ServeArgs {
     /// Messages per second a connection may send (0: no limit).
     #[arg(long, default_value_t = 100)]
     max_messages_per_second: u32,
+    /// Milliseconds between WebSocket pings; a client that misses one is dropped (0: off).
+    #[arg(long, default_value_t = 10_000)]
+    ping_interval_ms: u64,
+    /// Most connections from one IP address at once (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_ip: usize,
+    /// Require clients to connect with `?token=TOKEN` in the URL.
+    #[arg(long)]
+    auth_token: Option<String>,
     /// Seed for ids and lobby names (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -73,9 +82,13 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         },
         static_dir: args.static_dir.clone(),
         seed: args.seed,
+        max_connections_per_ip: args.max_connections_per_ip,
+        auth_token: args.auth_token.clone(),
         ..ServerOptions::default()
     };
     options.websocket.tls = tls.clone();
+    options.websocket.ping_interval =
+        (args.ping_interval_ms > 0).then(|| Duration::from_millis(args.ping_interval_ms));
     let rt = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -281,3 +281,48 @@ fn signaling_client_joins_and_relays_through_netplay_serve() {
     );
     drop(server);
 }
+
+#[test]
+fn auth_token_and_per_ip_cap_are_enforced() {
+    let server = start(&["--auth-token", "s3cret", "--max-connections-per-ip", "2"]);
+    let connect_to = |path: &str| {
+        let mut ws = WebSocketPeer::new();
+        ws.connect_to_url(&format!("ws://127.0.0.1:{}{path}", server.port), None)
+            .unwrap();
+        let mut c = Client { ws };
+        c.until(|ws| ws.ready_state() != ReadyState::Connecting);
+        c
+    };
+    let mut wrong = connect_to("/?token=nope");
+    assert_eq!(wrong.closed(), (4000, "Invalid token".to_string()));
+    let mut none = connect_to("/");
+    assert_eq!(none.closed(), (4000, "Invalid token".to_string()));
+    let mut a = connect_to("/?room=x&token=s3cret");
+    a.send(&Message::join("", true));
+    assert_eq!(a.recv().id, 1);
+    let b = connect_to("/?token=s3cret");
+    assert_eq!(b.ws.ready_state(), ReadyState::Open);
+    // A third connection from 127.0.0.1 is over the cap: dropped before the handshake.
+    let mut c = WebSocketPeer::new();
+    c.connect_to_url(
+        &format!("ws://127.0.0.1:{}/?token=s3cret", server.port),
+        None,
+    )
+    .unwrap();
+    let mut c = Client { ws: c };
+    assert_eq!(c.closed().0, -1);
+    let metrics = {
+        drop(b);
+        std::thread::sleep(Duration::from_millis(200));
+        http_get(server.port, "/metrics")
+    };
+    assert!(
+        metrics.contains("netplay_refused_per_ip_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("netplay_unauthorized_total 2"),
+        "{metrics}"
+    );
+    drop(server);
+}

@@ -218,3 +218,42 @@ fn tokio_server_speaks_wss() {
     wait(&mut c, |c| c.ready_state() == ReadyState::Closed);
     assert_eq!(c.close_code(), 4002);
 }
+
+#[test]
+fn heartbeat_drops_a_peer_that_never_answers_pings_and_keeps_one_that_does() {
+    let port = start_server(ServerConfig {
+        ping_interval: Some(Duration::from_millis(100)),
+        ..Default::default()
+    });
+    // A raw client: handshake, then silence.
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let mut pings = 0;
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    loop {
+        match raw.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                pings = seen.windows(2).filter(|w| w == &[0x89, 0x00]).count();
+            }
+        }
+    }
+    assert!(pings >= 1, "the server pinged");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    // A polled netplay client answers pings and stays open.
+    let mut c = connect(port, PeerOptions::default());
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        c.poll();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(c.ready_state(), ReadyState::Open);
+}

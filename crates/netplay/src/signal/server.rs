@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,12 @@ pub struct ServerOptions {
     pub static_dir: Option<PathBuf>,
     /// Seed of the hub's id and name generator; `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// Most connections at once from one IP address; 0: no limit. Connections over it are
+    /// closed before the handshake.
+    pub max_connections_per_ip: usize,
+    /// A shared secret clients must present as `?token=...` in the URL; without it (or with a
+    /// wrong one) the connection is closed with 4000 "Invalid token".
+    pub auth_token: Option<String>,
 }
 
 enum ToHub {
@@ -53,6 +59,8 @@ struct Counters {
     http_requests: AtomicU64,
     handshake_failures: AtomicU64,
     slow_clients: AtomicU64,
+    refused_per_ip: AtomicU64,
+    unauthorized: AtomicU64,
 }
 
 /// Serves until `shutdown` completes, then closes every WebSocket with 1001 and returns.
@@ -76,6 +84,9 @@ pub async fn serve(
         ws_config,
         static_dir: options.static_dir.clone(),
         counters: Counters::default(),
+        per_ip: std::sync::Mutex::new(HashMap::new()),
+        max_per_ip: options.max_connections_per_ip,
+        auth_token: options.auth_token.clone(),
     });
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
@@ -89,8 +100,13 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
+                let Some(slot) = IpSlot::take(&shared, peer.ip()) else {
+                    shared.counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                    drop(tcp);
+                    continue;
+                };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(connection(tcp, peer, id, shared.clone(), to_hub.clone(), stop_rx.clone()));
+                tasks.spawn(connection(tcp, slot, id, shared.clone(), to_hub.clone(), stop_rx.clone()));
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
@@ -110,6 +126,60 @@ struct Shared {
     ws_config: ServerConfig,
     static_dir: Option<PathBuf>,
     counters: Counters,
+    per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+    auth_token: Option<String>,
+}
+
+/// One connection's place in the per-IP count; given back on drop.
+struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
+        let mut map = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if shared.max_per_ip > 0 && *n >= shared.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Whether the request's query carries `token=<expected>`, compared in constant time.
+fn token_ok(path: &str, expected: &str) -> bool {
+    let Some(query) = path.split_once('?').map(|(_, q)| q) else {
+        return false;
+    };
+    query.split('&').any(|pair| {
+        let Some(given) = pair.strip_prefix("token=") else {
+            return false;
+        };
+        given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
 }
 
 async fn run_hub(mut hub: Hub, mut rx: mpsc::Receiver<ToHub>) {
@@ -169,7 +239,7 @@ fn deliver(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>) 
 
 async fn connection(
     tcp: TcpStream,
-    _peer: SocketAddr,
+    _slot: IpSlot,
     conn: ConnId,
     shared: Arc<Shared>,
     to_hub: mpsc::Sender<ToHub>,
@@ -193,6 +263,15 @@ async fn connection(
             return;
         }
     };
+    if let Some(expected) = &shared.auth_token {
+        if !token_ok(&ws.request().path, expected) {
+            shared.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            let _ = ws
+                .close(4000, "Invalid token", Duration::from_secs(1))
+                .await;
+            return;
+        }
+    }
     let (tx, mut outbox) = mpsc::channel(OUTBOX);
     if to_hub.send(ToHub::Open(conn, tx)).await.is_err() {
         return;
@@ -393,6 +472,16 @@ fn metrics_text(s: &HubStats, c: &Counters) -> String {
         "netplay_slow_clients_total",
         "Clients closed for not reading.",
         c.slow_clients.load(Ordering::Relaxed),
+    );
+    counter(
+        "netplay_refused_per_ip_total",
+        "Connections refused by the per-IP cap.",
+        c.refused_per_ip.load(Ordering::Relaxed),
+    );
+    counter(
+        "netplay_unauthorized_total",
+        "Connections closed for a missing or wrong token.",
+        c.unauthorized.load(Ordering::Relaxed),
     );
     let _ = writeln!(o, "# HELP netplay_signal_errors_total Protocol errors by reason.\n# TYPE netplay_signal_errors_total counter");
     for (e, n) in &s.errors {

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub max_handshake_size: usize,
     /// Longest time for the TLS and HTTP handshakes.
     pub handshake_timeout: Duration,
+    /// Send a ping this often; a peer that has not answered the previous one by then is
+    /// dropped (`next_event` returns an error). `None`: no heartbeat.
+    pub ping_interval: Option<Duration>,
     /// permessage-deflate to accept, if any.
     #[cfg(feature = "deflate")]
     pub compression: Option<DeflateConfig>,
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             max_message_size: 64 << 20,
             max_handshake_size: handshake::DEFAULT_MAX_HANDSHAKE_SIZE,
             handshake_timeout: Duration::from_secs(10),
+            ping_interval: None,
             #[cfg(feature = "deflate")]
             compression: None,
             #[cfg(feature = "tls")]
@@ -420,6 +424,11 @@ async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted,
         protocol,
         request: req,
         done: false,
+        ping_interval: config.ping_interval,
+        next_ping: config
+            .ping_interval
+            .map(|i| ::tokio::time::Instant::now() + i),
+        awaiting_pong: false,
     };
     if consumed < inbuf.len() {
         if let Err(e) = ws.conn.receive(&inbuf[consumed..]) {
@@ -437,6 +446,9 @@ pub struct WebSocket {
     protocol: Option<String>,
     request: Request,
     done: bool,
+    ping_interval: Option<Duration>,
+    next_ping: Option<::tokio::time::Instant>,
+    awaiting_pong: bool,
 }
 
 impl WebSocket {
@@ -462,6 +474,9 @@ impl WebSocket {
     pub async fn next_event(&mut self) -> Result<Option<Event>, Error> {
         loop {
             if let Some(ev) = self.conn.next_event() {
+                if matches!(ev, Event::Pong(_)) {
+                    self.awaiting_pong = false;
+                }
                 return Ok(Some(ev));
             }
             if self.conn.close_state() == CloseState::Closed {
@@ -485,17 +500,25 @@ impl WebSocket {
                 }
                 Ok(())
             });
-            let r = if holding {
-                // Large buffers are kept while traffic flows and given back once it stops.
-                match ::tokio::time::timeout(RELEASE_AFTER, read).await {
+            // Wake up for the heartbeat, and to give back large buffers (kept while traffic
+            // flows) once the connection is quiet.
+            let release_at = holding.then(|| ::tokio::time::Instant::now() + RELEASE_AFTER);
+            let wake = match (release_at, self.next_ping) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let r = match wake {
+                Some(at) => match ::tokio::time::timeout_at(at, read).await {
                     Ok(r) => r,
                     Err(_) => {
-                        self.conn.release_memory();
+                        if release_at.is_some_and(|r| r <= ::tokio::time::Instant::now()) {
+                            self.conn.release_memory();
+                        }
+                        self.heartbeat().await?;
                         continue;
                     }
-                }
-            } else {
-                read.await
+                },
+                None => read.await,
             };
             if let Some(e) = proto {
                 let _ = self.flush().await;
@@ -524,6 +547,29 @@ impl WebSocket {
                 }
             }
         }
+    }
+
+    /// Sends the next heartbeat ping when it is due; a ping still unanswered by then means the
+    /// peer is gone: the connection ends with an error.
+    async fn heartbeat(&mut self) -> Result<(), Error> {
+        let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval) else {
+            return Ok(());
+        };
+        if at > ::tokio::time::Instant::now() || self.conn.close_state() != CloseState::Open {
+            return Ok(());
+        }
+        if self.awaiting_pong {
+            self.done = true;
+            self.io.shutdown().await;
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no pong before the next heartbeat",
+            )));
+        }
+        self.conn.ping(b"")?;
+        self.awaiting_pong = true;
+        self.next_ping = Some(at + interval);
+        self.flush().await
     }
 
     /// Shuts our side down, then reads and discards until the peer closes too (bounded by
