@@ -40,3 +40,8 @@
 
 pub mod signal;
 pub mod ws;
+
+/// The README's examples compile as doc tests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
