@@ -82,16 +82,7 @@ fn run_tokio(
     compression: Option<DeflateConfig>,
 ) -> Result<(), BoxError> {
     use netplay::ws::tokio::{accept, Accepted, ServerConfig};
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let rt = crate::runtime(args.threads)?;
     let config = std::sync::Arc::new(ServerConfig {
         supported_protocols: args.protocols.clone(),
         max_message_size: args.max_message,

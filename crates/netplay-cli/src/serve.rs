@@ -89,16 +89,7 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     options.websocket.tls = tls.clone();
     options.websocket.ping_interval =
         (args.ping_interval_ms > 0).then(|| Duration::from_millis(args.ping_interval_ms));
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
+    let rt = crate::runtime(args.threads)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         let addr = listener.local_addr()?;

@@ -499,6 +499,13 @@ impl WebSocketPeer {
         self.deadline = None;
     }
 
+    /// Like [`WebSocketPeer::abort`] for a phase already taken apart: closes `transport`.
+    fn abort_transport(&mut self, mut transport: Transport, err: Error) {
+        transport.shutdown();
+        self.phase = Phase::Idle;
+        self.abort(err);
+    }
+
     fn poll_resolving(
         &mut self,
         rx: mpsc::Receiver<io::Result<Vec<SocketAddr>>>,
@@ -649,14 +656,7 @@ impl WebSocketPeer {
     ) -> bool {
         // Write what we have (the request, or the response).
         if let Err(e) = write_all_nonblocking(&mut transport, &mut out) {
-            self.phase = Phase::Handshake {
-                transport,
-                side,
-                inbuf,
-                out,
-                refusing,
-            };
-            self.abort(Error::Io(e));
+            self.abort_transport(transport, Error::Io(e));
             return false;
         }
         if refusing {
@@ -697,14 +697,7 @@ impl WebSocketPeer {
             }
         });
         if let Err(e) = read_err {
-            self.phase = Phase::Handshake {
-                transport,
-                side,
-                inbuf,
-                out,
-                refusing,
-            };
-            self.abort(Error::Io(e));
+            self.abort_transport(transport, Error::Io(e));
             return false;
         }
         let _ = transport.flush();
@@ -732,16 +725,10 @@ impl WebSocketPeer {
             }
             Ok(None) => {
                 if eof {
-                    self.phase = Phase::Handshake {
+                    self.abort_transport(
                         transport,
-                        side,
-                        inbuf,
-                        out,
-                        refusing,
-                    };
-                    self.abort(Error::Handshake(
-                        "the connection closed during the handshake".into(),
-                    ));
+                        Error::Handshake("the connection closed during the handshake".into()),
+                    );
                     return false;
                 }
                 self.phase = Phase::Handshake {
@@ -978,11 +965,13 @@ impl WebSocketPeer {
         if let Some(at) = self.next_ping {
             if now >= at && conn.close_state() == CloseState::Open {
                 if self.awaiting_pong {
-                    self.phase = Phase::Open { transport, conn };
-                    self.abort(Error::Io(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no pong before the next heartbeat",
-                    )));
+                    self.abort_transport(
+                        transport,
+                        Error::Io(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no pong before the next heartbeat",
+                        )),
+                    );
                     return;
                 }
                 let _ = conn.ping(b"");
@@ -1007,8 +996,7 @@ impl WebSocketPeer {
             conn.release_memory();
         }
         if let Some(e) = io_err {
-            self.phase = Phase::Open { transport, conn };
-            self.abort(Error::Io(e));
+            self.abort_transport(transport, Error::Io(e));
             return;
         }
         // 4. The end of the connection.
@@ -1028,11 +1016,13 @@ impl WebSocketPeer {
         if eof {
             if conn.close_state() != CloseState::Closed || conn.received_close().is_none() {
                 // The peer vanished without a close handshake: unclean.
-                self.phase = Phase::Open { transport, conn };
-                self.abort(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the connection closed without a close frame",
-                )));
+                self.abort_transport(
+                    transport,
+                    Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed without a close frame",
+                    )),
+                );
                 return;
             }
             self.finish(transport, &conn);

@@ -36,6 +36,16 @@ pub enum MessageKind {
     Binary,
 }
 
+impl MessageKind {
+    /// The opcode of a message's first frame.
+    pub fn opcode(self) -> OpCode {
+        match self {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
 /// Limits of one connection.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -590,10 +600,7 @@ impl Connection {
         if self.sent_close.is_some() || self.state == CloseState::Closed {
             return Err(Error::NotOpen);
         }
-        let op = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
+        let op = kind.opcode();
         #[cfg(feature = "deflate")]
         if let Some(d) = self.deflate.as_mut() {
             if d.should_compress(data.len()) {
@@ -626,24 +633,7 @@ impl Connection {
         if self.sent_close.is_some() || self.state == CloseState::Closed {
             return Err(Error::NotOpen);
         }
-        let opcode = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
-        let mask = match self.role {
-            Role::Client => Some(super::random::mask()),
-            Role::Server => None,
-        };
-        let header = FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv23: false,
-            opcode,
-            mask,
-            len: data.len() as u64,
-        };
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut h);
+        let (h, n, mask) = self.header(kind.opcode(), false, data.len());
         self.out.buffer_for(n).extend_from_slice(&h[..n]);
         if let Some(m) = mask {
             apply_mask(&mut data, m, 0);
@@ -706,7 +696,13 @@ impl Connection {
         self.sent_close = Some((code, reason.to_string()));
     }
 
-    fn write_frame(&mut self, opcode: OpCode, rsv1: bool, payload: &[u8]) {
+    /// Encodes a final frame's header; clients get a fresh masking key.
+    fn header(
+        &self,
+        opcode: OpCode,
+        rsv1: bool,
+        len: usize,
+    ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
         let mask = match self.role {
             Role::Client => Some(super::random::mask()),
             Role::Server => None,
@@ -717,10 +713,15 @@ impl Connection {
             rsv23: false,
             opcode,
             mask,
-            len: payload.len() as u64,
+            len: len as u64,
         };
         let mut h = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut h);
+        (h, n, mask)
+    }
+
+    fn write_frame(&mut self, opcode: OpCode, rsv1: bool, payload: &[u8]) {
+        let (h, n, mask) = self.header(opcode, rsv1, payload.len());
         let out = self.out.buffer_for(n + payload.len());
         out.extend_from_slice(&h[..n]);
         let start = out.len();
