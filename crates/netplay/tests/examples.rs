@@ -1,7 +1,7 @@
 //! The examples of Godot's WebSocket page run as a user would run them: the minimal server and
 //! the minimal client talk to each other and print what the page shows.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -62,4 +62,86 @@ fn ws_client_and_ws_echo_server_examples_talk() {
         rest.contains("Peer 1 closed with code: 1000, reason: done"),
         "{rest}"
     );
+}
+
+/// Reads lines from a child's stdout on a thread; `wait_for` finds one with a deadline.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn new(out: std::process::ChildStdout) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Lines(rx)
+    }
+
+    fn wait_for(&self, what: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if what(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no matching line"),
+            }
+        }
+    }
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ws_chat_clients_talk_through_the_chat_server() {
+    let mut server = Killed(
+        Command::new(example("ws_chat_server"))
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let server_lines = Lines::new(server.0.stdout.take().unwrap());
+    let url = server_lines
+        .wait_for(|l| l.starts_with("listening on "))
+        .trim_start_matches("listening on ")
+        .to_string();
+    let client = |url: &str| {
+        let mut c = Killed(
+            Command::new(example("ws_chat_client"))
+                .arg(format!("{url}/test/"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let lines = Lines::new(c.0.stdout.take().unwrap());
+        lines.wait_for(|l| l == "Connected with protocol: demo-chat");
+        (c, lines)
+    };
+    let (mut alice, alice_lines) = client(&url);
+    let alice_id = server_lines
+        .wait_for(|l| l.ends_with(" connected"))
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (bob, bob_lines) = client(&url);
+    alice_lines.wait_for(|l| l.starts_with("Peer ") && l.ends_with(" connected"));
+    writeln!(alice.0.stdin.as_mut().unwrap(), "hello bob").unwrap();
+    bob_lines.wait_for(|l| l == format!("[{alice_id}] Says: hello bob"));
+    // Alice leaves (end of input closes with 1000); Bob hears about it.
+    drop(alice.0.stdin.take());
+    alice_lines.wait_for(|l| l.starts_with("Disconnected: 1000"));
+    bob_lines.wait_for(|l| l == format!("Peer {alice_id} disconnected"));
+    drop(bob);
+    drop(server);
 }
