@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{netplay_bin, Service, STARTUP_TIMEOUT};
+use common::{gen_certs, netplay_bin, s, Service, STARTUP_TIMEOUT};
 use netplay::signal::{CandidatePayload, Message, MessageType};
 use netplay::ws::{ReadyState, WebSocketPeer};
 
@@ -24,7 +24,9 @@ fn start(extra: &[&str]) -> Server {
         .args(extra);
     let mut service = Service::spawn("netplay serve", &mut cmd, false);
     let port = service.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
-        let rest = line.strip_prefix("listening on ws://127.0.0.1:")?;
+        let rest = line
+            .strip_prefix("listening on ws://127.0.0.1:")
+            .or_else(|| line.strip_prefix("listening on wss://127.0.0.1:"))?;
         rest.split(|c: char| !c.is_ascii_digit())
             .next()?
             .parse()
@@ -324,5 +326,27 @@ fn auth_token_and_per_ip_cap_are_enforced() {
         metrics.contains("netplay_unauthorized_total 2"),
         "{metrics}"
     );
+    drop(server);
+}
+
+#[test]
+fn serve_over_tls_speaks_wss_and_https() {
+    let certs = gen_certs();
+    let server = start(&["--tls-cert", s(&certs.cert), "--tls-key", s(&certs.key)]);
+    let ca = std::fs::read(&certs.ca).unwrap();
+    let tls = netplay::ws::TlsOptions::client(Some(&ca), None).unwrap();
+    let mut ws = WebSocketPeer::new();
+    ws.connect_to_url(&format!("wss://127.0.0.1:{}/", server.port), Some(tls))
+        .unwrap();
+    let mut c = Client { ws };
+    c.until(|ws| ws.ready_state() != ReadyState::Connecting);
+    assert_eq!(
+        c.ws.ready_state(),
+        ReadyState::Open,
+        "{:?}",
+        c.ws.last_error()
+    );
+    c.send(&Message::join("", true));
+    assert_eq!(c.recv().id, 1);
     drop(server);
 }
