@@ -3,6 +3,8 @@
 //! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core, Godot's
 //!   polled [`ws::WebSocketPeer`] (client and server) over std sockets, and a tokio driver for
 //!   servers with many connections.
+//! * [`stun`]: a sans-IO STUN (RFC 8489) and TURN (RFC 8656) message codec, the building block
+//!   of ICE candidate gathering.
 //! * [`signal`]: the sans-IO lobby core of a signaling server wire-compatible with Godot's
 //!   `webrtc_signaling` demo.
 //!
@@ -39,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod signal;
+pub mod stun;
 pub mod ws;
 
 /// The README's examples compile as doc tests, so they cannot drift from the API.
