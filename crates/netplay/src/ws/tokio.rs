@@ -31,6 +31,15 @@ thread_local! {
 /// close its side.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// When the first ping of a connection is due: one interval plus up to a quarter more, drawn at
+/// random, so connections that opened together (after a restart, say) do not all ping at once.
+fn first_ping(interval: Duration) -> ::tokio::time::Instant {
+    let r = super::random::mask();
+    let frac = u16::from_le_bytes([r[0], r[1]]) as u32; // 0..65536
+    let jitter = interval / 4 * frac / 65536;
+    ::tokio::time::Instant::now() + interval + jitter
+}
+
 /// A connection quiet for this long gives back its large buffers.
 pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
@@ -425,9 +434,7 @@ async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted,
         request: req,
         done: false,
         ping_interval: config.ping_interval,
-        next_ping: config
-            .ping_interval
-            .map(|i| ::tokio::time::Instant::now() + i),
+        next_ping: config.ping_interval.map(first_ping),
         awaiting_pong: false,
     };
     if consumed < inbuf.len() {
