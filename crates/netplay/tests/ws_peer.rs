@@ -354,26 +354,32 @@ fn oversized_handshake_gets_a_431() {
     );
 }
 
+/// A raw server's side of the opening handshake: accepts one client and answers 101.
+fn raw_accept(l: &TcpListener) -> TcpStream {
+    let (mut s, _) = l.accept().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut req = Vec::new();
+    while !req.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        req.extend_from_slice(&buf[..n]);
+    }
+    let req = String::from_utf8(req).unwrap();
+    let key = req
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let accept = netplay::ws::handshake::accept_key(key);
+    write!(s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").unwrap();
+    s
+}
+
 #[test]
 fn a_peer_that_vanishes_mid_message_gives_an_unclean_close() {
     // A raw server completes the handshake, sends half a frame and drops the socket.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let mut req = Vec::new();
-        while !req.ends_with(b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            req.extend_from_slice(&buf[..n]);
-        }
-        let req = String::from_utf8(req).unwrap();
-        let key = req
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let accept = netplay::ws::handshake::accept_key(key);
-        write!(s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").unwrap();
+        let mut s = raw_accept(&l);
         s.write_all(&[0x82, 100, 1, 2, 3]).unwrap();
     });
     let mut client = WebSocketPeer::new();
@@ -397,21 +403,9 @@ fn heartbeat_closes_uncleanly_when_pongs_stop() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let mut req = Vec::new();
-        while !req.ends_with(b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            req.extend_from_slice(&buf[..n]);
-        }
-        let req = String::from_utf8(req).unwrap();
-        let key = req
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let accept = netplay::ws::handshake::accept_key(key);
-        write!(s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").unwrap();
+        let mut s = raw_accept(&l);
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 4096];
         let mut pings = 0;
         while let Ok(n) = s.read(&mut buf) {
             if n == 0 {
