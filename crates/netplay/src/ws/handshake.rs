@@ -199,6 +199,71 @@ pub fn server_check(req: &Request, supported: &[String]) -> Result<Option<String
     }
 }
 
+/// A server's answer to a valid upgrade request: the connection, the chosen sub-protocol and
+/// the `101` response to send before any frame.
+pub struct Upgrade {
+    /// The connection, with permessage-deflate set up when it was agreed.
+    pub conn: super::protocol::Connection,
+    /// The chosen sub-protocol, if any.
+    pub protocol: Option<String>,
+    /// The `101 Switching Protocols` response.
+    pub response: Vec<u8>,
+}
+
+/// Accepts an upgrade request as a server: checks it ([`server_check`]), negotiates
+/// permessage-deflate when `compression` is given, and builds the connection and the `101`.
+///
+/// On failure, returns the error with the HTTP error response to send (400, or 426 when the
+/// request is not an upgrade at all). Every server driver goes through here.
+pub fn accept_upgrade(
+    req: &Request,
+    supported_protocols: &[String],
+    #[cfg(feature = "deflate")] compression: Option<&super::deflate::DeflateConfig>,
+    extra_headers: &[String],
+    config: super::protocol::Config,
+) -> Result<Upgrade, (Error, Vec<u8>)> {
+    let protocol = server_check(req, supported_protocols).map_err(|e| {
+        let (status, reason) = if req.is_upgrade() {
+            (400, "Bad Request")
+        } else {
+            (426, "Upgrade Required")
+        };
+        let resp = error_response(status, reason, &e.to_string());
+        (e, resp)
+    })?;
+    #[allow(unused_mut)]
+    let mut conn = super::protocol::Connection::new(super::protocol::Role::Server, config);
+    #[allow(unused_mut)]
+    let mut extensions = None;
+    #[cfg(feature = "deflate")]
+    if let Some(c) = compression {
+        if let Some((params, header)) =
+            c.server_negotiate(req.headers_named("sec-websocket-extensions"))
+        {
+            conn.set_deflate(Some(super::deflate::PerMessageDeflate::new(
+                params,
+                true,
+                c.level,
+                c.min_compress_size,
+            )));
+            extensions = Some(header);
+        }
+    }
+    let response = server_response(
+        req.header("sec-websocket-key").unwrap_or_default(),
+        &ServerAccept {
+            protocol: protocol.clone(),
+            extensions,
+        },
+        extra_headers,
+    );
+    Ok(Upgrade {
+        conn,
+        protocol,
+        response,
+    })
+}
+
 /// The `101 Switching Protocols` response.
 pub fn server_response(key: &str, accept: &ServerAccept, extra_headers: &[String]) -> Vec<u8> {
     let mut s = String::with_capacity(256);

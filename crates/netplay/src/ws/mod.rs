@@ -35,4 +35,5 @@ pub use tcp_server::TcpServer;
 pub use tls::TlsOptions;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "tokio")]
 pub(crate) use random::fill as random_fill;

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::handshake::{self, ClientHandshake, Request, ServerAccept};
+use super::handshake::{self, ClientHandshake, Request};
 use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};
 use super::transport::{ReadResult, Transport};
 use super::url::WsUrl;
@@ -835,46 +835,15 @@ impl WebSocketPeer {
                 return Err((e, Some(handshake::error_response(status, reason, &body))));
             }
         };
-        let protocol = match handshake::server_check(&req, &self.options.supported_protocols) {
-            Ok(p) => p,
-            Err(e) => {
-                let status = if req.is_upgrade() { 400 } else { 426 };
-                let reason = if status == 426 {
-                    "Upgrade Required"
-                } else {
-                    "Bad Request"
-                };
-                let resp = handshake::error_response(status, reason, &e.to_string());
-                return Err((e, Some(resp)));
-            }
-        };
-        #[allow(unused_mut)]
-        let mut conn = Connection::new(Role::Server, self.conn_config());
-        #[allow(unused_mut)]
-        let mut extensions = None;
-        #[cfg(feature = "deflate")]
-        if let Some(c) = &self.options.compression {
-            if let Some((params, header)) =
-                c.server_negotiate(req.headers_named("sec-websocket-extensions"))
-            {
-                conn.set_deflate(Some(PerMessageDeflate::new(
-                    params,
-                    true,
-                    c.level,
-                    c.min_compress_size,
-                )));
-                extensions = Some(header);
-            }
-        }
-        let key = req.header("sec-websocket-key").unwrap_or_default();
-        let response = handshake::server_response(
-            key,
-            &ServerAccept {
-                protocol: protocol.clone(),
-                extensions,
-            },
+        let upgrade = handshake::accept_upgrade(
+            &req,
+            &self.options.supported_protocols,
+            #[cfg(feature = "deflate")]
+            self.options.compression.as_ref(),
             &self.options.handshake_headers,
-        );
+            self.conn_config(),
+        )
+        .map_err(|(e, resp)| (e, Some(resp)))?;
         #[cfg(feature = "tls")]
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         #[cfg(not(feature = "tls"))]
@@ -884,9 +853,9 @@ impl WebSocketPeer {
             req.header("host").unwrap_or_default(),
             req.path
         );
-        self.selected_protocol = protocol.unwrap_or_default();
+        self.selected_protocol = upgrade.protocol.unwrap_or_default();
         self.request = Some(req);
-        Ok(Some((conn, n, response)))
+        Ok(Some((upgrade.conn, n, upgrade.response)))
     }
 
     fn conn_config(&self) -> Config {

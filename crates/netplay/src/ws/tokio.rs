@@ -14,12 +14,12 @@ use std::task::{Context, Poll};
 use ::tokio::io::{AsyncRead, ReadBuf};
 use ::tokio::net::TcpStream;
 
-use super::handshake::{self, Request, ServerAccept};
-use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};
+use super::handshake::{self, Request};
+use super::protocol::{CloseState, Config, Connection, Event, MessageKind, KEEP_CAPACITY};
 use super::Error;
 
 #[cfg(feature = "deflate")]
-use super::deflate::{DeflateConfig, PerMessageDeflate};
+use super::deflate::DeflateConfig;
 #[cfg(feature = "tls")]
 use super::tls::TlsOptions;
 
@@ -385,47 +385,25 @@ async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted,
     if !req.is_upgrade() {
         return Ok(Accepted::Http(HttpConnection { io, request: req }));
     }
-    let protocol = match handshake::server_check(&req, &config.supported_protocols) {
-        Ok(p) => p,
-        Err(e) => {
-            let resp = handshake::error_response(400, "Bad Request", &e.to_string());
+    let upgrade = match handshake::accept_upgrade(
+        &req,
+        &config.supported_protocols,
+        #[cfg(feature = "deflate")]
+        config.compression.as_ref(),
+        &config.handshake_headers,
+        Config {
+            max_message_size: config.max_message_size,
+            max_queued_events: 1024,
+        },
+    ) {
+        Ok(u) => u,
+        Err((e, resp)) => {
             let _ = io.write_all(&resp).await;
             io.shutdown().await;
             return Err(e);
         }
     };
-    #[allow(unused_mut)]
-    let mut conn = Connection::new(
-        Role::Server,
-        Config {
-            max_message_size: config.max_message_size,
-            max_queued_events: 1024,
-        },
-    );
-    #[allow(unused_mut)]
-    let mut extensions = None;
-    #[cfg(feature = "deflate")]
-    if let Some(c) = &config.compression {
-        if let Some((params, header)) =
-            c.server_negotiate(req.headers_named("sec-websocket-extensions"))
-        {
-            conn.set_deflate(Some(PerMessageDeflate::new(
-                params,
-                true,
-                c.level,
-                c.min_compress_size,
-            )));
-            extensions = Some(header);
-        }
-    }
-    let resp = handshake::server_response(
-        req.header("sec-websocket-key").unwrap_or_default(),
-        &ServerAccept {
-            protocol: protocol.clone(),
-            extensions,
-        },
-        &config.handshake_headers,
-    );
+    let (conn, protocol, resp) = (upgrade.conn, upgrade.protocol, upgrade.response);
     io.write_all(&resp).await?;
     let mut ws = WebSocket {
         io,
