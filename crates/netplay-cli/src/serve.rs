@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use netplay::signal::cluster::ClusterOptions;
 use netplay::signal::server::{serve, ServerOptions};
 use netplay::signal::HubConfig;
 use netplay::ws::TlsOptions;
@@ -54,6 +55,17 @@ pub struct ServeArgs {
     /// Require clients to connect with `?token=TOKEN` in the URL.
     #[arg(long)]
     auth_token: Option<String>,
+    /// Share lobbies with other `netplay serve` processes through this Redis server
+    /// (`redis://[[user]:password@]host[:port][/db]`).
+    #[arg(long)]
+    redis: Option<String>,
+    /// Milliseconds a node's keys live in Redis without refresh: a dead node's members leave
+    /// their lobbies within 4/3 of it.
+    #[arg(long, default_value_t = 3000, requires = "redis")]
+    redis_ttl_ms: u64,
+    /// Prefix of the Redis keys and channels (clusters sharing one Redis need different ones).
+    #[arg(long, default_value = "netplay", requires = "redis")]
+    redis_prefix: String,
     /// Seed for ids and lobby names (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -86,6 +98,12 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         auth_token: args.auth_token.clone(),
         ..ServerOptions::default()
     };
+    if let Some(url) = &args.redis {
+        let mut cluster = ClusterOptions::new(url.parse()?);
+        cluster.node_ttl = Duration::from_millis(args.redis_ttl_ms.max(30));
+        cluster.prefix = args.redis_prefix.clone();
+        options.cluster = Some(cluster);
+    }
     options.websocket.tls = tls.clone();
     options.websocket.ping_interval =
         (args.ping_interval_ms > 0).then(|| Duration::from_millis(args.ping_interval_ms));

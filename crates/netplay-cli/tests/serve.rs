@@ -4,99 +4,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{gen_certs, netplay_bin, s, Service, STARTUP_TIMEOUT};
+use common::gen_certs;
+use common::s;
+use common::signal::{http_get, start, Client};
 use netplay::signal::{CandidatePayload, Message, MessageType};
 use netplay::ws::{ReadyState, WebSocketPeer};
-
-struct Server {
-    service: Service,
-    port: u16,
-}
-
-fn start(extra: &[&str]) -> Server {
-    let mut cmd = Command::new(netplay_bin());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--seed", "7"])
-        .args(extra);
-    let mut service = Service::spawn("netplay serve", &mut cmd, false);
-    let port = service.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
-        let rest = line
-            .strip_prefix("listening on ws://127.0.0.1:")
-            .or_else(|| line.strip_prefix("listening on wss://127.0.0.1:"))?;
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    });
-    Server { service, port }
-}
-
-struct Client {
-    ws: WebSocketPeer,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let mut ws = WebSocketPeer::new();
-        ws.connect_to_url(&format!("ws://127.0.0.1:{port}/"), None)
-            .unwrap();
-        let mut c = Client { ws };
-        c.until(|ws| ws.ready_state() != ReadyState::Connecting);
-        assert_eq!(c.ws.ready_state(), ReadyState::Open);
-        c
-    }
-
-    fn until(&mut self, mut f: impl FnMut(&mut WebSocketPeer) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f(&mut self.ws) {
-            assert!(Instant::now() < deadline, "timed out");
-            self.ws.poll();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn send(&mut self, m: &Message) {
-        self.ws.send_text(&m.to_json()).unwrap();
-        // As in Godot, a send is written out by the next poll.
-        self.ws.poll();
-    }
-
-    fn recv(&mut self) -> Message {
-        let mut got = None;
-        self.until(|ws| {
-            if let Some(p) = ws.get_packet() {
-                got = Some(p);
-            }
-            got.is_some() || ws.ready_state() == ReadyState::Closed
-        });
-        let p = got.unwrap_or_else(|| {
-            panic!(
-                "closed while waiting: {} {}",
-                self.ws.close_code(),
-                self.ws.close_reason()
-            )
-        });
-        Message::parse(std::str::from_utf8(&p).unwrap()).unwrap()
-    }
-
-    fn closed(&mut self) -> (i32, String) {
-        self.until(|ws| ws.ready_state() == ReadyState::Closed);
-        (self.ws.close_code(), self.ws.close_reason().to_string())
-    }
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 #[test]
 fn mesh_lobby_join_relay_and_seal() {

@@ -13,6 +13,8 @@
 //! Every wait here is bounded. All traffic stays on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod signal;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

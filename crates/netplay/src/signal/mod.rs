@@ -64,4 +64,8 @@ pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAM
 pub use message::{CandidatePayload, Message, MessageType};
 
 #[cfg(feature = "tokio")]
+pub mod cluster;
+#[cfg(feature = "tokio")]
+pub mod redis;
+#[cfg(feature = "tokio")]
 pub mod server;

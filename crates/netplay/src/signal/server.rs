@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
 use super::hub::{ConnId, Hub, HubConfig, HubStats, Output};
 use crate::ws::tokio::{accept, Accepted, HttpConnection, ServerConfig};
 use crate::ws::{Event, MessageKind};
@@ -43,6 +44,9 @@ pub struct ServerOptions {
     /// A shared secret clients must present as `?token=...` in the URL; without it (or with a
     /// wrong one) the connection is closed with 4000 "Invalid token".
     pub auth_token: Option<String>,
+    /// Share lobbies with other servers through Redis (see [`super::cluster`]); `None` keeps
+    /// them in this process only.
+    pub cluster: Option<ClusterOptions>,
 }
 
 enum ToHub {
@@ -50,7 +54,16 @@ enum ToHub {
     Text(ConnId, String),
     Binary(ConnId),
     Gone(ConnId),
-    Stats(tokio::sync::oneshot::Sender<HubStats>),
+    Stats(tokio::sync::oneshot::Sender<(HubStats, Option<ClusterGauges>)>),
+    /// Answered once everything sent before it is handled and written to Redis.
+    Leave(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The cluster's numbers for /metrics.
+struct ClusterGauges {
+    stats: ClusterStats,
+    proxied_out: usize,
+    proxied_in: usize,
 }
 
 /// Counters of the transport, next to the hub's own.
@@ -75,9 +88,17 @@ pub async fn serve(
         u64::from_le_bytes(b)
     });
     let hub = Hub::new(options.hub.clone(), seed);
+    let cluster = match options.cluster.clone() {
+        Some(c) => Some(
+            Cluster::start(c)
+                .await
+                .map_err(|e| std::io::Error::other(format!("cluster: {e}")))?,
+        ),
+        None => None,
+    };
     let (to_hub, hub_rx) = mpsc::channel::<ToHub>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let hub_task = tokio::spawn(run_hub(hub, hub_rx));
+    let hub_task = tokio::spawn(run_hub(hub, hub_rx, cluster));
     let mut ws_config = options.websocket.clone();
     ws_config.max_message_size = options.hub.max_message_size;
     let shared = Arc::new(Shared {
@@ -117,6 +138,11 @@ pub async fn serve(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    // Let the hub pass the last departures on to other nodes before it stops.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if to_hub.send(ToHub::Leave(tx)).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+    }
     drop(to_hub);
     hub_task.abort();
     Ok(())
@@ -182,47 +208,108 @@ fn token_ok(path: &str, expected: &str) -> bool {
     })
 }
 
-async fn run_hub(mut hub: Hub, mut rx: mpsc::Receiver<ToHub>) {
+/// The hub task: owns the [`Hub`] and, in a cluster, the [`Cluster`] routing.
+async fn run_hub(
+    mut hub: Hub,
+    mut rx: mpsc::Receiver<ToHub>,
+    cluster: Option<(Cluster, mpsc::Receiver<ClusterEvent>)>,
+) {
     let mut outboxes: HashMap<ConnId, mpsc::Sender<Output>> = HashMap::new();
+    let (mut cluster, mut cluster_rx) = match cluster {
+        Some((c, r)) => (Some(c), Some(r)),
+        None => (None, None),
+    };
+    let tick_every = cluster
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |c| c.tick_interval());
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut local = Vec::new();
     loop {
         let deadline = hub.poll_timeout();
-        let msg = match deadline {
-            Some(at) => {
-                tokio::select! {
-                    m = rx.recv() => m,
-                    _ = tokio::time::sleep_until(at.into()) => {
-                        hub.handle_timeout(Instant::now());
-                        deliver(&mut hub, &mut outboxes);
-                        continue;
+        let timer = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let cluster_event = async {
+            match cluster_rx.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(msg) = m else { return };
+                let now = Instant::now();
+                match (msg, cluster.as_mut()) {
+                    (ToHub::Open(conn, tx), c) => {
+                        outboxes.insert(conn, tx);
+                        hub.connect(conn, now);
+                        if let Some(c) = c {
+                            c.open(conn);
+                        }
+                    }
+                    (ToHub::Text(conn, text), Some(c)) => {
+                        c.receive(&mut hub, conn, Some(text), now, &mut local)
+                    }
+                    (ToHub::Text(conn, text), None) => hub.receive_text(conn, &text, now),
+                    (ToHub::Binary(conn), Some(c)) => c.receive(&mut hub, conn, None, now, &mut local),
+                    (ToHub::Binary(conn), None) => hub.receive_binary(conn, now),
+                    (ToHub::Gone(conn), c) => {
+                        outboxes.remove(&conn);
+                        match c {
+                            Some(c) => c.gone(&mut hub, conn, now),
+                            None => hub.disconnect(conn, now),
+                        }
+                    }
+                    (ToHub::Stats(reply), c) => {
+                        let gauges = c.map(|c| {
+                            let (proxied_out, proxied_in) = c.proxied();
+                            ClusterGauges { stats: c.stats.clone(), proxied_out, proxied_in }
+                        });
+                        let _ = reply.send((hub.stats(), gauges));
+                    }
+                    (ToHub::Leave(reply), c) => {
+                        if let Some(c) = c {
+                            c.leave().await;
+                        }
+                        let _ = reply.send(());
                     }
                 }
             }
-            None => rx.recv().await,
-        };
-        let Some(msg) = msg else { return };
-        let now = Instant::now();
-        match msg {
-            ToHub::Open(conn, tx) => {
-                outboxes.insert(conn, tx);
-                hub.connect(conn, now);
+            _ = timer => hub.handle_timeout(Instant::now()),
+            ev = cluster_event => {
+                if let (Some(ev), Some(c)) = (ev, cluster.as_mut()) {
+                    c.event(&mut hub, ev, Instant::now(), &mut local);
+                }
             }
-            ToHub::Text(conn, text) => hub.receive_text(conn, &text, now),
-            ToHub::Binary(conn) => hub.receive_binary(conn, now),
-            ToHub::Gone(conn) => {
-                outboxes.remove(&conn);
-                hub.disconnect(conn, now);
-            }
-            ToHub::Stats(reply) => {
-                let _ = reply.send(hub.stats());
+            _ = tick.tick(), if cluster.is_some() => {
+                if let Some(c) = cluster.as_mut() {
+                    c.tick(&hub);
+                }
             }
         }
-        deliver(&mut hub, &mut outboxes);
+        deliver(&mut hub, &mut outboxes, cluster.as_mut(), &mut local);
     }
 }
 
-/// Hands the hub's outputs to the connection tasks.
-fn deliver(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>) {
-    while let Some(out) = hub.poll_output() {
+/// Hands the hub's outputs (and the cluster's, in `extra`) to the connection tasks, or to other
+/// nodes for connections proxied from them.
+fn deliver(
+    hub: &mut Hub,
+    outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>,
+    mut cluster: Option<&mut Cluster>,
+    extra: &mut Vec<Output>,
+) {
+    let mut extra = extra.drain(..);
+    while let Some(out) = extra.next().or_else(|| hub.poll_output()) {
+        if let Some(c) = cluster.as_deref_mut() {
+            if c.route_output(&out) {
+                continue;
+            }
+        }
         let conn = match &out {
             Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
         };
@@ -232,7 +319,10 @@ fn deliver(hub: &mut Hub, outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>) 
         if tx.try_send(out).is_err() {
             // The client does not read: drop it (its task sees the closed outbox).
             outboxes.remove(&conn);
-            hub.disconnect(conn, Instant::now());
+            match cluster.as_deref_mut() {
+                Some(c) => c.gone(hub, conn, Instant::now()),
+                None => hub.disconnect(conn, Instant::now()),
+            }
         }
     }
 }
@@ -346,8 +436,13 @@ async fn http_request(http: HttpConnection, shared: &Shared, to_hub: &mpsc::Send
             if to_hub.send(ToHub::Stats(tx)).await.is_err() {
                 return;
             }
-            let Ok(stats) = rx.await else { return };
-            let body = metrics_text(&stats, &shared.counters);
+            let Ok((stats, cluster)) = rx.await else {
+                return;
+            };
+            let mut body = metrics_text(&stats, &shared.counters);
+            if let Some(g) = cluster {
+                cluster_metrics(&mut body, &g);
+            }
             let _ = http
                 .respond(200, "OK", "text/plain; version=0.0.4", body.as_bytes())
                 .await;
@@ -501,4 +596,50 @@ fn metrics_text(s: &HubStats, c: &Counters) -> String {
         );
     }
     o
+}
+
+/// Appends the cluster's gauges and counters to the Prometheus text.
+fn cluster_metrics(o: &mut String, g: &ClusterGauges) {
+    use std::fmt::Write as _;
+    let rows: [(&str, &str, &str, u64); 6] = [
+        (
+            "netplay_cluster_up",
+            "gauge",
+            "Whether this node is connected to Redis.",
+            g.stats.up as u64,
+        ),
+        (
+            "netplay_cluster_proxied_out",
+            "gauge",
+            "Connections of this node in lobbies of other nodes.",
+            g.proxied_out as u64,
+        ),
+        (
+            "netplay_cluster_proxied_in",
+            "gauge",
+            "Connections of other nodes in lobbies of this node.",
+            g.proxied_in as u64,
+        ),
+        (
+            "netplay_cluster_published_total",
+            "counter",
+            "Messages published to other nodes.",
+            g.stats.published,
+        ),
+        (
+            "netplay_cluster_received_total",
+            "counter",
+            "Messages received from other nodes.",
+            g.stats.received,
+        ),
+        (
+            "netplay_cluster_dead_nodes_total",
+            "counter",
+            "Other nodes found dead.",
+            g.stats.dead_nodes,
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
 }
