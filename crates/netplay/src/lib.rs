@@ -5,6 +5,8 @@
 //!   servers with many connections.
 //! * [`stun`]: a sans-IO STUN (RFC 8489) and TURN (RFC 8656) message codec, the building block
 //!   of ICE candidate gathering.
+//! * [`rtc`] (feature `webrtc`): Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`,
+//!   native, polled, on str0m: negotiated and in-band data channels in every reliability mode.
 //! * [`signal`]: the sans-IO lobby core of a signaling server wire-compatible with Godot's
 //!   `webrtc_signaling` demo.
 //!
@@ -40,6 +42,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "webrtc")]
+pub mod rtc;
 pub mod signal;
 pub mod stun;
 pub mod ws;

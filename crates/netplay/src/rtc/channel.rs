@@ -1,0 +1,372 @@
+//! Data channels: Godot's `WebRTCDataChannel` as a borrowing view into its peer connection.
+//!
+//! This module owns a channel's own state (ready state, inbound queue, write mode, counters)
+//! and the packet calls. The SCTP stream itself lives in the peer connection's engine; a
+//! [`DataChannel`] borrows the connection for the time of a call, so there is no shared
+//! ownership and no locking.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use str0m::channel::{ChannelConfig, Reliability};
+
+use super::error::{Error, Result};
+use super::peer::PeerConnection;
+
+/// A data channel's handle, valid for the lifetime of its [`PeerConnection`]. Get the channel
+/// with [`PeerConnection::channel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId(pub(crate) u32);
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "channel#{}", self.0)
+    }
+}
+
+/// Godot's `WebRTCDataChannel.ChannelState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadyState {
+    /// `STATE_CONNECTING = 0`: not open yet.
+    Connecting,
+    /// `STATE_OPEN = 1`: messages can be sent and received.
+    Open,
+    /// `STATE_CLOSING = 2`: closing was asked, the stream reset is under way.
+    Closing,
+    /// `STATE_CLOSED = 3`: closed for good.
+    Closed,
+}
+
+impl ReadyState {
+    /// Godot's integer value.
+    pub fn godot_value(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Godot's `WebRTCDataChannel.WriteMode`: how the remote side sees the next messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    /// `WRITE_MODE_TEXT = 0`: a string message (SCTP PPID 51).
+    Text,
+    /// `WRITE_MODE_BINARY = 1`: a binary message (SCTP PPID 53), Godot's default.
+    #[default]
+    Binary,
+}
+
+#[derive(Debug)]
+pub(crate) struct Packet {
+    pub(crate) data: Vec<u8>,
+    pub(crate) binary: bool,
+}
+
+/// Everything the peer connection keeps about one channel.
+#[derive(Debug)]
+pub(crate) struct ChannelEntry {
+    pub(crate) label: String,
+    pub(crate) protocol: String,
+    pub(crate) ordered: bool,
+    pub(crate) negotiated: Option<u16>,
+    pub(crate) max_retransmits: Option<u16>,
+    pub(crate) max_packet_life_time: Option<u16>,
+    /// The engine's handle, once the channel exists there.
+    pub(crate) engine_id: Option<str0m::channel::ChannelId>,
+    pub(crate) stream_id: Option<u16>,
+    pub(crate) state: ReadyState,
+    pub(crate) write_mode: WriteMode,
+    pub(crate) inbound: VecDeque<Packet>,
+    pub(crate) inbound_bytes: usize,
+    pub(crate) last_was_string: bool,
+    pub(crate) messages_sent: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) messages_received: u64,
+    pub(crate) bytes_received: u64,
+}
+
+impl ChannelEntry {
+    pub(crate) fn new(label: String, options: &super::DataChannelOptions) -> ChannelEntry {
+        ChannelEntry {
+            label,
+            protocol: options.protocol.clone(),
+            ordered: options.ordered,
+            negotiated: options.negotiated_id,
+            max_retransmits: options.max_retransmits,
+            max_packet_life_time: options.max_packet_life_time,
+            engine_id: None,
+            stream_id: options.negotiated_id,
+            state: ReadyState::Connecting,
+            write_mode: WriteMode::Binary,
+            inbound: VecDeque::new(),
+            inbound_bytes: 0,
+            last_was_string: false,
+            messages_sent: 0,
+            bytes_sent: 0,
+            messages_received: 0,
+            bytes_received: 0,
+        }
+    }
+
+    /// An entry for a channel the remote peer announced in band.
+    pub(crate) fn from_remote(
+        config: &ChannelConfig,
+        engine_id: str0m::channel::ChannelId,
+    ) -> ChannelEntry {
+        let (max_retransmits, max_packet_life_time) = match config.reliability {
+            Reliability::Reliable => (None, None),
+            Reliability::MaxRetransmits { retransmits } => (Some(retransmits), None),
+            Reliability::MaxPacketLifetime { lifetime } => (None, Some(lifetime)),
+        };
+        ChannelEntry {
+            label: config.label.clone(),
+            protocol: config.protocol.clone(),
+            ordered: config.ordered,
+            negotiated: None,
+            max_retransmits,
+            max_packet_life_time,
+            engine_id: Some(engine_id),
+            stream_id: None,
+            state: ReadyState::Open,
+            write_mode: WriteMode::Binary,
+            inbound: VecDeque::new(),
+            inbound_bytes: 0,
+            last_was_string: false,
+            messages_sent: 0,
+            bytes_sent: 0,
+            messages_received: 0,
+            bytes_received: 0,
+        }
+    }
+
+    pub(crate) fn engine_config(&self) -> ChannelConfig {
+        let reliability = match (self.max_retransmits, self.max_packet_life_time) {
+            (Some(retransmits), _) => Reliability::MaxRetransmits { retransmits },
+            (None, Some(lifetime)) => Reliability::MaxPacketLifetime { lifetime },
+            (None, None) => Reliability::Reliable,
+        };
+        ChannelConfig {
+            label: self.label.clone(),
+            ordered: self.ordered,
+            reliability,
+            negotiated: self.negotiated,
+            protocol: self.protocol.clone(),
+        }
+    }
+
+    pub(crate) fn push_inbound(&mut self, data: Vec<u8>, binary: bool) {
+        self.messages_received += 1;
+        self.bytes_received += data.len() as u64;
+        self.inbound_bytes += data.len();
+        self.inbound.push_back(Packet { data, binary });
+    }
+}
+
+/// Godot's `WebRTCDataChannel`: a view of one channel that borrows its [`PeerConnection`].
+///
+/// Get it with [`PeerConnection::channel`] each time it is needed; keep the [`ChannelId`], not
+/// the view.
+pub struct DataChannel<'a> {
+    pub(crate) pc: &'a mut PeerConnection,
+    pub(crate) index: usize,
+}
+
+impl DataChannel<'_> {
+    fn entry(&self) -> &ChannelEntry {
+        &self.pc.channels[self.index]
+    }
+
+    fn entry_mut(&mut self) -> &mut ChannelEntry {
+        &mut self.pc.channels[self.index]
+    }
+
+    /// This channel's handle.
+    pub fn handle(&self) -> ChannelId {
+        ChannelId(self.index as u32)
+    }
+
+    /// Sends one message, as text or binary according to [`write_mode`](Self::write_mode).
+    ///
+    /// Fails with [`Error::MessageTooLarge`] over the maximum message size agreed with the
+    /// remote peer, with [`Error::BufferFull`] when the send buffer has no room (nothing is
+    /// queued: retry when [`buffered_amount`](Self::buffered_amount) has dropped), and with
+    /// [`Error::ChannelNotOpen`] unless the channel is open. The message leaves on the next
+    /// `poll()`.
+    pub fn put_packet(&mut self, data: &[u8]) -> Result<()> {
+        let binary = self.entry().write_mode == WriteMode::Binary;
+        self.send(data, binary)
+    }
+
+    /// Sends one text message whatever the write mode.
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        self.send(text.as_bytes(), false)
+    }
+
+    /// Sends one binary message whatever the write mode.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
+        self.send(data, true)
+    }
+
+    fn send(&mut self, data: &[u8], binary: bool) -> Result<()> {
+        if self.entry().state != ReadyState::Open {
+            return Err(Error::ChannelNotOpen);
+        }
+        let max = self.pc.max_message_size();
+        if data.len() > max {
+            return Err(Error::MessageTooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        let engine_id = self.entry().engine_id.ok_or(Error::ChannelNotOpen)?;
+        let mut channel = self
+            .pc
+            .rtc
+            .channel(engine_id)
+            .ok_or(Error::ChannelNotOpen)?;
+        match channel.write(binary, data) {
+            Ok(true) => {}
+            Ok(false) => {
+                let buffered = channel.buffered_amount();
+                return Err(Error::BufferFull {
+                    size: data.len(),
+                    buffered,
+                });
+            }
+            Err(e) => return Err(Error::Engine(e.to_string())),
+        }
+        let entry = self.entry_mut();
+        entry.messages_sent += 1;
+        entry.bytes_sent += data.len() as u64;
+        Ok(())
+    }
+
+    /// Takes the next received message, or `None`. Received messages stay readable after
+    /// the channel closed.
+    pub fn get_packet(&mut self) -> Option<Vec<u8>> {
+        let entry = self.entry_mut();
+        let packet = entry.inbound.pop_front()?;
+        entry.inbound_bytes -= packet.data.len();
+        entry.last_was_string = !packet.binary;
+        Some(packet.data)
+    }
+
+    /// The number of received messages waiting in [`get_packet`](Self::get_packet).
+    pub fn available_packet_count(&self) -> usize {
+        self.entry().inbound.len()
+    }
+
+    /// Whether the message last taken by [`get_packet`](Self::get_packet) was sent as text.
+    pub fn was_string_packet(&self) -> bool {
+        self.entry().last_was_string
+    }
+
+    /// How [`put_packet`](Self::put_packet) sends (Godot's `write_mode`, binary by default).
+    pub fn write_mode(&self) -> WriteMode {
+        self.entry().write_mode
+    }
+
+    /// Sets how [`put_packet`](Self::put_packet) sends.
+    pub fn set_write_mode(&mut self, mode: WriteMode) {
+        self.entry_mut().write_mode = mode;
+    }
+
+    /// The ready state.
+    pub fn ready_state(&self) -> ReadyState {
+        self.entry().state
+    }
+
+    /// The label given at creation.
+    pub fn label(&self) -> &str {
+        &self.entry().label
+    }
+
+    /// The sub-protocol given at creation.
+    pub fn protocol(&self) -> &str {
+        &self.entry().protocol
+    }
+
+    /// The SCTP stream id: known at once for negotiated channels, once the association is up
+    /// for in-band ones (`None` until then, where Godot returns -1 or 65535).
+    pub fn id(&mut self) -> Option<u16> {
+        if self.entry().stream_id.is_none() {
+            if let Some(engine_id) = self.entry().engine_id {
+                let stream = self
+                    .pc
+                    .rtc
+                    .direct_api()
+                    .sctp_stream_id_by_channel_id(engine_id);
+                self.entry_mut().stream_id = stream;
+            }
+        }
+        self.entry().stream_id
+    }
+
+    /// Whether messages arrive in order.
+    pub fn is_ordered(&self) -> bool {
+        self.entry().ordered
+    }
+
+    /// Whether the channel was negotiated out of band (both sides created it with one id).
+    pub fn is_negotiated(&self) -> bool {
+        self.entry().negotiated.is_some()
+    }
+
+    /// The retransmission limit of an unreliable channel (`None` where Godot returns -1).
+    pub fn max_retransmits(&self) -> Option<u16> {
+        self.entry().max_retransmits
+    }
+
+    /// The lifetime limit in milliseconds of an unreliable channel (`None` where Godot
+    /// returns -1).
+    pub fn max_packet_life_time(&self) -> Option<u16> {
+        self.entry().max_packet_life_time
+    }
+
+    /// Bytes sent on this channel and not yet acknowledged by the remote peer: the back
+    /// pressure signal. The send budget ([`PeerConfig::max_buffered_amount`](super::PeerConfig))
+    /// is shared by all channels of the connection.
+    pub fn buffered_amount(&mut self) -> usize {
+        if self.entry().state != ReadyState::Open {
+            return 0;
+        }
+        let Some(engine_id) = self.entry().engine_id else {
+            return 0;
+        };
+        self.pc
+            .rtc
+            .channel(engine_id)
+            .map(|mut c| c.buffered_amount())
+            .unwrap_or(0)
+    }
+
+    /// Messages and bytes sent and received on this channel:
+    /// `(messages_sent, bytes_sent, messages_received, bytes_received)`.
+    pub fn counters(&self) -> (u64, u64, u64, u64) {
+        let e = self.entry();
+        (
+            e.messages_sent,
+            e.bytes_sent,
+            e.messages_received,
+            e.bytes_received,
+        )
+    }
+
+    /// Closes the channel: [`Closing`](ReadyState::Closing) until the remote side confirms
+    /// the stream reset, then [`Closed`](ReadyState::Closed). Messages already received stay
+    /// readable.
+    pub fn close(&mut self) {
+        self.pc.close_channel(self.index);
+    }
+}
+
+impl fmt::Debug for DataChannel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.entry();
+        f.debug_struct("DataChannel")
+            .field("handle", &self.handle())
+            .field("label", &e.label)
+            .field("state", &e.state)
+            .field("stream_id", &e.stream_id)
+            .field("queued", &e.inbound.len())
+            .finish()
+    }
+}

@@ -1,0 +1,281 @@
+//! ICE candidate gathering: the local UDP sockets (one per host address), the host candidates
+//! they give, and the hook through which other candidate sources (server-reflexive via STUN,
+//! relayed via TURN) add candidates and see the datagrams meant for them.
+//!
+//! This module owns sockets and address selection. It does not run ICE checks (str0m does)
+//! and does not itself speak STUN or TURN: a [`CandidateSource`] does.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use super::config::PeerConfig;
+use super::error::{Error, Result};
+
+/// The kind of a local ICE candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CandidateKind {
+    /// An address of a local interface.
+    Host,
+    /// The address a STUN server saw (the public side of a NAT).
+    ServerReflexive,
+    /// An address allocated on a TURN server.
+    Relayed,
+}
+
+/// A candidate found by a [`CandidateSource`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalCandidate {
+    /// The kind.
+    pub kind: CandidateKind,
+    /// The address the remote peer sends to.
+    pub address: SocketAddr,
+    /// The local socket it belongs to (for a relayed candidate: the socket that talks to the
+    /// TURN server).
+    pub base: SocketAddr,
+}
+
+/// A datagram a [`CandidateSource`] wants sent from one of the local sockets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceTransmit {
+    /// The local socket to send from (one of the addresses given to
+    /// [`CandidateSource::start`]).
+    pub local: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
+/// What a [`CandidateSource`] does with an incoming datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intercept {
+    /// Not for this source: offer it to the next source, then to the ICE agent.
+    Pass,
+    /// Taken (a STUN or TURN response to the source's own request).
+    Consumed,
+    /// Data a TURN server relayed, unwrapped: give it to the ICE agent as received from
+    /// `source` on the relayed address `destination`.
+    Deliver {
+        /// The remote peer's address.
+        source: SocketAddr,
+        /// The relayed candidate's address.
+        destination: SocketAddr,
+        /// The payload.
+        contents: Vec<u8>,
+    },
+}
+
+/// A source of local candidates beyond the host ones, driven by the peer connection's
+/// `poll()` like everything else (no threads, time passed in).
+///
+/// Plug one in with [`PeerConnection::add_candidate_source`](super::PeerConnection::add_candidate_source)
+/// before gathering starts. The peer connection then:
+/// 1. calls [`start`](Self::start) with the addresses of its sockets when gathering starts;
+/// 2. offers every received datagram to [`handle_datagram`](Self::handle_datagram) before the
+///    ICE agent sees it;
+/// 3. on every `poll()` calls [`handle_timeout`](Self::handle_timeout) and sends what
+///    [`poll_transmit`](Self::poll_transmit) returns, and announces what
+///    [`poll_candidate`](Self::poll_candidate) returns (to the ICE agent and as
+///    `Event::IceCandidateCreated`);
+/// 4. offers every datagram the ICE agent sends to [`wrap_transmit`](Self::wrap_transmit),
+///    so a TURN source can wrap data sent from its relayed address;
+/// 5. reports gathering complete once every source [`is_complete`](Self::is_complete).
+pub trait CandidateSource {
+    /// Gathering starts on these local sockets.
+    fn start(&mut self, sockets: &[SocketAddr], now: Instant);
+    /// A datagram arrived on the socket `local` from `from`.
+    fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        from: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> Intercept;
+    /// Time passes (retransmissions, refreshes).
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next datagram to send, if any.
+    fn poll_transmit(&mut self) -> Option<SourceTransmit>;
+    /// The next candidate found, if any.
+    fn poll_candidate(&mut self) -> Option<LocalCandidate>;
+    /// Whether this source will find no more candidates (done or given up).
+    fn is_complete(&self) -> bool;
+    /// A datagram the ICE agent sends from `source`: return `Some` to send the returned
+    /// datagram instead (for example, wrapped for a TURN relay), `None` to let it go as is.
+    fn wrap_transmit(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> Option<SourceTransmit> {
+        let _ = (source, destination, contents);
+        None
+    }
+}
+
+/// The local sockets of one peer connection.
+pub(crate) struct Sockets {
+    sockets: Vec<(SocketAddr, UdpSocket)>,
+}
+
+impl Sockets {
+    pub(crate) fn empty() -> Sockets {
+        Sockets {
+            sockets: Vec::new(),
+        }
+    }
+
+    /// Binds one non-blocking socket per host address the configuration selects.
+    pub(crate) fn bind(config: &PeerConfig) -> Result<Sockets> {
+        let mut sockets = Vec::new();
+        for ip in host_addresses(config) {
+            if let Ok(socket) = bind_in_range(ip, config) {
+                if let Ok(local) = socket.local_addr() {
+                    sockets.push((local, socket));
+                }
+            }
+        }
+        if sockets.is_empty() {
+            return Err(Error::NoLocalAddresses);
+        }
+        Ok(Sockets { sockets })
+    }
+
+    pub(crate) fn addresses(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|(a, _)| *a).collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Receives one datagram from socket `index`, non-blocking: `Ok(None)` when none waits.
+    pub(crate) fn recv(
+        &self,
+        index: usize,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(SocketAddr, usize, SocketAddr)>> {
+        let Some((local, socket)) = self.sockets.get(index) else {
+            return Ok(None);
+        };
+        loop {
+            match socket.recv_from(buf) {
+                Ok((n, from)) => return Ok(Some((*local, n, from))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An ICMP error for an earlier datagram (Windows reports it on the next read).
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends from the socket bound to `local`. Returns false when there is no such socket or
+    /// the datagram could not be sent (UDP: the protocols above retransmit).
+    pub(crate) fn send(&self, local: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
+        let Some((_, socket)) = self.sockets.iter().find(|(a, _)| *a == local) else {
+            return false;
+        };
+        socket.send_to(contents, destination).is_ok()
+    }
+}
+
+/// The IP addresses to gather host candidates on.
+pub(crate) fn host_addresses(config: &PeerConfig) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    if !config.bind_addresses.is_empty() {
+        for ip in &config.bind_addresses {
+            if !out.contains(ip) {
+                out.push(*ip);
+            }
+        }
+        return out;
+    }
+    if config.gather_non_loopback {
+        if let Ok(interfaces) = if_addrs::get_if_addrs() {
+            for interface in interfaces {
+                let ip = interface.ip();
+                if ip.is_loopback() || !usable(ip, config) || out.contains(&ip) {
+                    continue;
+                }
+                out.push(ip);
+            }
+        }
+    }
+    if config.gather_loopback {
+        out.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if config.gather_ipv6 {
+            out.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
+    }
+    out
+}
+
+fn usable(ip: IpAddr, config: &PeerConfig) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_multicast() && !v4.is_broadcast(),
+        // Link-local IPv6 needs a scope id that candidates cannot carry.
+        IpAddr::V6(v6) => {
+            config.gather_ipv6
+                && !v6.is_unspecified()
+                && !v6.is_multicast()
+                && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+    }
+}
+
+fn bind_in_range(ip: IpAddr, config: &PeerConfig) -> io::Result<UdpSocket> {
+    let socket = match &config.port_range {
+        None => UdpSocket::bind(SocketAddr::new(ip, 0))?,
+        Some(range) => {
+            let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free port in range");
+            let mut bound = None;
+            for port in range.clone() {
+                match UdpSocket::bind(SocketAddr::new(ip, port)) {
+                    Ok(s) => {
+                        bound = Some(s);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            bound.ok_or(last)?
+        }
+    };
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_config_gathers_only_127_0_0_1() {
+        let addrs = host_addresses(&PeerConfig::loopback());
+        assert_eq!(addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    }
+
+    #[test]
+    fn explicit_bind_addresses_win() {
+        let config = PeerConfig {
+            bind_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST); 2],
+            ..PeerConfig::default()
+        };
+        assert_eq!(host_addresses(&config).len(), 1);
+    }
+
+    #[test]
+    fn port_range_is_honoured() {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let taken = probe.local_addr().unwrap().port();
+        // The first port of the range is taken: the next free one is used.
+        let config = PeerConfig {
+            port_range: Some(taken..=taken.saturating_add(50)),
+            ..PeerConfig::loopback()
+        };
+        let sockets = Sockets::bind(&config).unwrap();
+        let port = sockets.addresses()[0].port();
+        assert!(port > taken && port <= taken.saturating_add(50));
+    }
+}

@@ -1,0 +1,98 @@
+//! Native WebRTC: Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`, polled, without
+//! threads.
+//!
+//! [`PeerConnection`] is a driver around str0m's sans-IO engine (ICE, DTLS, SCTP, DCEP). It
+//! owns what str0m leaves to its user: the UDP sockets and host candidate gathering, the
+//! offer/answer state machine with Godot's events, and the connection-state timers
+//! (Disconnected, Failed), which str0m does not have. Data channels are [`DataChannel`]
+//! views borrowed from their connection, addressed by [`ChannelId`].
+//!
+//! What this module does not do: signaling (carry the descriptions and candidates to the other
+//! peer yourself, as in Godot, for example over [`signal`](crate::signal)), media, and, for
+//! now, server-reflexive and relayed candidates: those plug in as a [`CandidateSource`] built
+//! from [`PeerConnection::ice_servers`].
+//!
+//! The API is the one a browser `RTCPeerConnection` offers, so it can be implemented over one:
+//! signals become [`Event`]s drained after [`PeerConnection::poll`], Godot's states keep
+//! their integer values (`godot_value()`).
+//!
+//! Differences from Godot, all on the side of not failing silently: errors are typed
+//! ([`Error`]); an oversized message or a full send buffer is an error instead of a lost
+//! message; a full inbound queue pauses reading (back pressure to the sender) instead of
+//! dropping; a remote peer that vanishes turns the connection
+//! [`Disconnected`](ConnectionState::Disconnected), then
+//! [`Failed`](ConnectionState::Failed) after [`PeerConfig::ice_failed_timeout`].
+//!
+//! # The run loop
+//!
+//! Two peers in one process, wired directly (a real application sends the descriptions and
+//! candidates through a signaling server):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use netplay::rtc::{DataChannelOptions, Event, PeerConfig, PeerConnection, ReadyState};
+//!
+//! // Signaling: what one peer creates, the other one applies.
+//! fn relay(from: &mut PeerConnection, to: &mut PeerConnection) -> netplay::rtc::Result<()> {
+//!     while let Some(event) = from.poll_event() {
+//!         match event {
+//!             Event::SessionDescriptionCreated { kind, sdp } => {
+//!                 from.set_local_description(kind, &sdp)?;
+//!                 to.set_remote_description(kind, &sdp)?;
+//!             }
+//!             Event::IceCandidateCreated { mid, index, candidate } => {
+//!                 to.add_ice_candidate(&mid, index, &candidate)?;
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let mut p1 = PeerConnection::new(PeerConfig::loopback())?;
+//! let mut p2 = PeerConnection::new(PeerConfig::loopback())?;
+//! let ch1 = p1.create_data_channel("chat", DataChannelOptions::negotiated(1))?;
+//! let ch2 = p2.create_data_channel("chat", DataChannelOptions::negotiated(1))?;
+//! p1.create_offer()?;
+//!
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! let mut sent = false;
+//! let mut received = None;
+//! while received.is_none() && Instant::now() < deadline {
+//!     p1.poll();
+//!     p2.poll();
+//!     relay(&mut p1, &mut p2)?;
+//!     relay(&mut p2, &mut p1)?;
+//!     let mut c1 = p1.channel(ch1).unwrap();
+//!     if !sent && c1.ready_state() == ReadyState::Open {
+//!         c1.put_packet(b"Hi from P1")?;
+//!         sent = true;
+//!     }
+//!     received = p2.channel(ch2).unwrap().get_packet();
+//!     std::thread::sleep(Duration::from_millis(1));
+//! }
+//! assert_eq!(received.as_deref(), Some(&b"Hi from P1"[..]));
+//! # Ok::<(), netplay::rtc::Error>(())
+//! ```
+
+mod channel;
+mod config;
+mod error;
+mod gather;
+mod peer;
+
+pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
+pub use config::{
+    DataChannelOptions, IceScheme, IceServer, IceServerUrl, IceTransport, PeerConfig,
+    DEFAULT_MAX_CHANNEL_IN_BUFFER, DEFAULT_REMOTE_MAX_MESSAGE_SIZE, DEFAULT_STUNS_PORT,
+    DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
+};
+pub use error::{Error, Result};
+pub use gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit};
+pub use peer::{
+    CandidatePair, ConnectionState, Event, GatheringState, PeerConnection, SdpKind, SignalingState,
+    Stats, WebRtcPeerConnection,
+};
+
+/// Godot's class name for [`DataChannel`].
+pub type WebRtcDataChannel<'a> = DataChannel<'a>;
