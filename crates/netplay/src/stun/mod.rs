@@ -14,9 +14,9 @@
 //!   socket (RFC 7983) and cut a byte stream (TCP/TLS transports) into messages.
 //! * [`ClientTransaction`] is the client side of one request over UDP: the retransmission
 //!   schedule of RFC 8489 §6.2.1 as data, with the time passed in by the caller.
-//!
-//! The TURN allocation state machine (Allocate, the 401 realm/nonce exchange, Refresh,
-//! permissions and channel bindings) will be built on these pieces; it is not here yet.
+//! * [`turn::TurnClient`] is a TURN client over UDP built on these pieces: the allocation, its
+//!   401 realm/nonce exchange, refreshes, permissions, channel bindings and relayed data, with
+//!   the socket and the clock left to the caller.
 //!
 //! # Getting a server-reflexive address
 //!
@@ -54,9 +54,12 @@ mod error;
 mod key;
 mod message;
 mod transaction;
+pub mod turn;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod turn_tests;
 
 pub use attribute::{Attribute, AttributeType, ErrorCode, MAX_TEXT_LEN, REQUESTED_TRANSPORT_UDP};
 pub use channel::{ChannelData, CHANNEL_NUMBERS};
@@ -68,3 +71,4 @@ pub use message::{
     MAX_ATTRIBUTES,
 };
 pub use transaction::{Action, ClientTransaction, RetransmitSchedule, TransactionState};
+pub use turn::{Handled, TurnClient, TurnConfig, TurnError, TurnEvent, TurnFailure, TurnState};
