@@ -3,7 +3,12 @@
 //!
 //! `signal-load --url ws://127.0.0.1:PORT/ --server-pid PID [--clients 10000] [--lobby-size 2]
 //!   [--rate 10000] [--seconds 10] [--warmup 1] [--idle-seconds 12] [--size 200]
-//!   [--sources 4] [--concurrency 64] [--max-seconds 600]`
+//!   [--sources 4] [--concurrency 64] [--max-seconds 600] [--redis-pid PID]`
+//!
+//! For a cluster, give `--url` once per node and `--server-pid` as a comma-separated list: the
+//! members of lobby `g` go round robin over the nodes starting at node `g mod nodes`, so with
+//! lobbies of 2 on 2 nodes every lobby spans both and every OFFER crosses Redis. Memory and CPU
+//! are the sums over the nodes; `--redis-pid` adds the Redis server's memory to the report.
 //!
 //! 1. Reads the server's VmRSS, then sets up `clients / lobby-size` lobbies, `concurrency` of them
 //!    at a time: each client connects (from 127.0.0.1, 127.0.0.2, ... up to `sources` source
@@ -84,10 +89,15 @@ fn stats() -> std::sync::MutexGuard<'static, Stats> {
     STATS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Args {
+/// One server node: where to connect and what to send as `Host` and path.
+struct Node {
     addr: SocketAddr,
     host: String,
     path: String,
+}
+
+struct Args {
+    nodes: Vec<Node>,
     clients: usize,
     lobby_size: usize,
     rate: f64,
@@ -98,7 +108,8 @@ struct Args {
     sources: u8,
     concurrency: usize,
     max_seconds: f64,
-    server_pid: u32,
+    server_pids: Vec<u32>,
+    redis_pid: u32,
 }
 
 fn usage() -> ! {
@@ -112,9 +123,7 @@ fn usage() -> ! {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-        host: String::new(),
-        path: "/".into(),
+        nodes: Vec::new(),
         clients: 10_000,
         lobby_size: 2,
         rate: 10_000.0,
@@ -125,15 +134,16 @@ fn parse_args() -> Args {
         sources: 4,
         concurrency: 64,
         max_seconds: 600.0,
-        server_pid: 0,
+        server_pids: Vec::new(),
+        redis_pid: 0,
     };
-    let mut url = None;
+    let mut urls = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| usage());
         let num = |v: &str| v.parse::<f64>().unwrap_or_else(|_| usage());
         match k.as_str() {
-            "--url" => url = Some(v),
+            "--url" => urls.push(v),
             "--clients" => a.clients = num(&v) as usize,
             "--lobby-size" => a.lobby_size = num(&v) as usize,
             "--rate" => a.rate = num(&v),
@@ -144,24 +154,33 @@ fn parse_args() -> Args {
             "--sources" => a.sources = num(&v) as u8,
             "--concurrency" => a.concurrency = num(&v) as usize,
             "--max-seconds" => a.max_seconds = num(&v),
-            "--server-pid" => a.server_pid = num(&v) as u32,
+            "--server-pid" => {
+                a.server_pids = v.split(',').map(|p| num(p) as u32).collect();
+            }
+            "--redis-pid" => a.redis_pid = num(&v) as u32,
             _ => usage(),
         }
     }
-    let url = url.unwrap_or_else(|| usage());
-    let rest = url.strip_prefix("ws://").unwrap_or_else(|| usage());
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    a.addr = hostport.parse().unwrap_or_else(|_| usage());
-    if !a.addr.ip().is_loopback() || !a.addr.is_ipv4() {
-        eprintln!("signal-load only connects to IPv4 loopback addresses");
-        std::process::exit(2);
+    for url in urls {
+        let rest = url.strip_prefix("ws://").unwrap_or_else(|| usage());
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr: SocketAddr = hostport.parse().unwrap_or_else(|_| usage());
+        if !addr.ip().is_loopback() || !addr.is_ipv4() {
+            eprintln!("signal-load only connects to IPv4 loopback addresses");
+            std::process::exit(2);
+        }
+        a.nodes.push(Node {
+            addr,
+            host: hostport.to_string(),
+            path: path.to_string(),
+        });
     }
-    a.host = hostport.to_string();
-    a.path = path.to_string();
-    if a.server_pid == 0
+    if a.nodes.is_empty()
+        || a.server_pids.len() != a.nodes.len()
+        || a.server_pids.contains(&0)
         || a.lobby_size < 2
         || a.clients == 0
         || !a.clients.is_multiple_of(a.lobby_size)
@@ -171,7 +190,7 @@ fn parse_args() -> Args {
         || a.sources > 250
         || a.concurrency == 0
     {
-        eprintln!("signal-load: --server-pid is required; --clients must be a multiple of --lobby-size (at least 2); --size at least 40");
+        eprintln!("signal-load: --url and --server-pid are required, one pid per url; --clients must be a multiple of --lobby-size (at least 2); --size at least 40");
         usage()
     }
     a
@@ -404,8 +423,9 @@ async fn setup_lobby(args: &Args, g: usize) -> Vec<Member> {
     let mut name = String::new();
     let mut frame = Vec::with_capacity(128);
     for j in 0..args.lobby_size {
-        let mut tcp = connect(src, args.addr).await;
-        let mut buf = upgrade(&mut tcp, &args.host, &args.path).await;
+        let node = &args.nodes[(g + j) % args.nodes.len()];
+        let mut tcp = connect(src, node.addr).await;
+        let mut buf = upgrade(&mut tcp, &node.host, &node.path).await;
         let join = if j == 0 {
             r#"{"type":0,"id":0,"data":""}"#.to_string()
         } else {
@@ -494,13 +514,28 @@ async fn reader(mut rd: OwnedReadHalf, wr: Arc<OwnedWriteHalf>, mut buf: Vec<u8>
     }
 }
 
-/// Reads the server's RSS once it stops changing (at most `limit`).
-async fn settled_rss(pid: u32, limit: Duration) -> u64 {
+/// The summed VmRSS of `pids`, in KiB.
+fn rss_sum(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&p| rss_kib(p).unwrap_or_else(|| fail("cannot read the server's VmRSS")))
+        .sum()
+}
+
+/// The summed CPU run and wait times of `pids`, in seconds.
+fn sched_sum(pids: &[u32]) -> Option<(f64, f64)> {
+    pids.iter().try_fold((0.0, 0.0), |acc, &p| {
+        let (r, w) = sched_seconds(p)?;
+        Some((acc.0 + r, acc.1 + w))
+    })
+}
+
+/// Reads the servers' summed RSS once it stops changing (at most `limit`).
+async fn settled_rss(pids: &[u32], limit: Duration) -> u64 {
     let end = Instant::now() + limit;
-    let mut last = rss_kib(pid).unwrap_or_else(|| fail("cannot read the server's VmRSS"));
+    let mut last = rss_sum(pids);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = rss_kib(pid).unwrap_or_else(|| fail("cannot read the server's VmRSS"));
+        let now = rss_sum(pids);
         if now == last || Instant::now() > end {
             return now;
         }
@@ -508,13 +543,28 @@ async fn settled_rss(pid: u32, limit: Duration) -> u64 {
     }
 }
 
-/// The server's `/metrics` page, as `name value` pairs (labelled series left out).
+/// The nodes' `/metrics` pages, as `name value` pairs summed over the nodes (labelled series
+/// left out).
 async fn metrics(args: &Args) -> Vec<(String, u64)> {
+    let mut sum: Vec<(String, u64)> = Vec::new();
+    for node in &args.nodes {
+        for (k, v) in node_metrics(node).await {
+            match sum.iter_mut().find(|(name, _)| *name == k) {
+                Some(e) => e.1 += v,
+                None => sum.push((k, v)),
+            }
+        }
+    }
+    sum
+}
+
+/// One node's `/metrics` page, as `name value` pairs.
+async fn node_metrics(node: &Node) -> Vec<(String, u64)> {
     let fetch = async {
-        let mut tcp = TcpStream::connect(args.addr).await.ok()?;
+        let mut tcp = TcpStream::connect(node.addr).await.ok()?;
         let req = format!(
             "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            args.host
+            node.host
         );
         tcp.write_all(req.as_bytes()).await.ok()?;
         let mut body = Vec::new();
@@ -577,7 +627,7 @@ async fn relay(args: &Args, members: &[Member]) -> Relay {
             if sent == warm {
                 window_start = t;
                 stats().window = (t, u64::MAX);
-                server0 = sched_seconds(args.server_pid);
+                server0 = sched_sum(&args.server_pids);
                 client0 = sched_seconds(me);
             }
             if sent >= warm {
@@ -612,7 +662,7 @@ async fn relay(args: &Args, members: &[Member]) -> Relay {
     }
     let end = now_ns();
     stats().window.1 = end + 1;
-    let server1 = sched_seconds(args.server_pid);
+    let server1 = sched_sum(&args.server_pids);
     let client1 = sched_seconds(me);
     let measured = sent - warm;
     // The measured messages still on their way: wait for them (bounded).
@@ -634,9 +684,11 @@ async fn relay(args: &Args, members: &[Member]) -> Relay {
 
 async fn run(args: Args) {
     let args = Arc::new(args);
-    let pid = args.server_pid;
+    let pids = args.server_pids.clone();
+    let pid = pids.as_slice();
     let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
     let before = settled_rss(pid, Duration::from_secs(3)).await;
+    let redis_before = (args.redis_pid != 0).then(|| rss_sum(&[args.redis_pid]));
 
     // --- setup: connect and join every client ---
     let lobbies = args.clients / args.lobby_size;
@@ -700,6 +752,13 @@ async fn run(args: Args) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_relay = settled_rss(pid, Duration::from_secs(5)).await;
     let m = metrics(&args).await;
+    let redis_bytes_per_client = match redis_before {
+        Some(b) => format!(
+            "{:.0}",
+            rss_sum(&[args.redis_pid]).saturating_sub(b) as f64 * 1024.0 / args.clients as f64
+        ),
+        None => "-".into(),
+    };
 
     let mut lat = std::mem::take(&mut stats().latencies);
     lat.sort_unstable();
@@ -731,7 +790,8 @@ async fn run(args: Args) {
          sent_rate={:.0} recv_rate={:.0} p50_us={:.0} p90_us={:.0} p99_us={:.0} p999_us={:.0} \
          max_us={:.0} sender_max_lag_us={:.0} server_cpu={server_cpu} server_wait={server_wait} \
          client_cpu={client_cpu} client_wait={client_wait} offers_seen={} other_msgs={} \
-         server_relayed_total={} server_received_total={} server_connections={}",
+         server_relayed_total={} server_received_total={} server_connections={} nodes={} \
+         redis_bytes_per_client={redis_bytes_per_client}",
         args.clients,
         args.lobby_size,
         per_client(joined),
@@ -755,6 +815,7 @@ async fn run(args: Args) {
         metric(&m, "netplay_signal_messages_relayed_total"),
         metric(&m, "netplay_signal_messages_received_total"),
         metric(&m, "netplay_signal_connections"),
+        args.nodes.len(),
     );
 }
 

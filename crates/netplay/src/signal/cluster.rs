@@ -69,6 +69,8 @@ pub(crate) enum ClusterEvent {
     Payload(Vec<u8>),
     /// The owner of the lobby `conn` asked to join, if any.
     Resolved(ConnId, Option<String>),
+    /// The key of the lobby `conn` created is written.
+    Registered(ConnId),
     /// These nodes' liveness keys are gone.
     NodesDead(Vec<String>),
     /// (Re)connected to Redis.
@@ -108,6 +110,9 @@ enum Route {
     Resolving(Vec<Option<String>>),
     /// Proxied to the lobby's owner node.
     Remote(String),
+    /// Created a lobby whose key is being written; what the hub sends it waits here, so nobody
+    /// learns the lobby's name before other nodes can find it.
+    Registering(Vec<Output>),
 }
 
 /// The cluster state of one node, owned by the hub task.
@@ -198,7 +203,7 @@ impl Cluster {
         local: &mut Vec<Output>,
     ) {
         match self.routes.get_mut(&conn) {
-            None => feed(hub, conn, msg, now),
+            None | Some(Route::Registering(_)) => feed(hub, conn, msg, now),
             Some(Route::Remote(node)) => {
                 let node = node.clone();
                 let from = self.node.clone();
@@ -268,6 +273,10 @@ impl Cluster {
         let conn = match out {
             Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
         };
+        if let Some(Route::Registering(held)) = self.routes.get_mut(&conn) {
+            held.push(out.clone());
+            return true;
+        }
         let Some((node, c)) = self.remote_of.get(&conn).cloned() else {
             return false;
         };
@@ -338,6 +347,13 @@ impl Cluster {
                         for msg in queue {
                             feed(hub, conn, msg, now);
                         }
+                    }
+                }
+            }
+            ClusterEvent::Registered(conn) => {
+                if matches!(self.routes.get(&conn), Some(Route::Registering(_))) {
+                    if let Some(Route::Registering(held)) = self.routes.remove(&conn) {
+                        local.extend(held);
                     }
                 }
             }
@@ -431,7 +447,8 @@ impl Cluster {
         let _ = cmds.send(&["SET", key.as_str(), "1", "PX", self.ttl_ms().as_str()]);
     }
 
-    /// Claims the lobby `conn` just created, if it did.
+    /// Claims the lobby `conn` just created, if it did, holding back what the hub sends to
+    /// `conn` until the claim is written.
     fn register_if_host(&mut self, hub: &Hub, conn: ConnId) {
         let (Some(cmds), Some(name), Some(1)) =
             (&self.cmds, hub.lobby_of(conn), hub.peer_id_of(conn))
@@ -439,13 +456,20 @@ impl Cluster {
             return;
         };
         let key = format!("{}:lobby:{name}", self.options.prefix);
-        let _ = cmds.send(&[
-            "SET",
-            key.as_str(),
-            self.node.as_str(),
-            "PX",
-            self.ttl_ms().as_str(),
-        ]);
+        let (cmds, node, ttl, events) = (
+            cmds.clone(),
+            self.node.clone(),
+            self.ttl_ms(),
+            self.events.clone(),
+        );
+        self.routes.insert(conn, Route::Registering(Vec::new()));
+        tokio::spawn(async move {
+            let args = ["SET", key.as_str(), node.as_str(), "PX", ttl.as_str()];
+            let set = cmds.call(&args);
+            // Without Redis the lobby still works on this node: deliver anyway.
+            let _ = tokio::time::timeout(Duration::from_secs(2), set).await;
+            let _ = events.send(ClusterEvent::Registered(conn)).await;
+        });
     }
 
     fn publish(&mut self, node: &str, m: &NodeMessage) {
