@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ch1 = p1.create_data_channel("chat", DataChannelOptions::negotiated(1))?;
     let ch2 = p2.create_data_channel("chat", DataChannelOptions::negotiated(1))?;
     p1.create_offer()?;
+    let offered = Instant::now();
 
     let deadline = start + Duration::from_secs(10);
     let (mut p1_sent, mut p2_sent, mut received) = (false, false, 0);
@@ -65,7 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         if !p1_sent && p1.channel(ch1).unwrap().ready_state() == ReadyState::Open {
             println!(
-                "channel open after {:.1} ms",
+                "channel open {:.1} ms after create_offer ({:.1} ms after start)",
+                offered.elapsed().as_secs_f64() * 1e3,
                 start.elapsed().as_secs_f64() * 1e3
             );
             p1.channel(ch1).unwrap().put_packet(b"Hi from P1")?;

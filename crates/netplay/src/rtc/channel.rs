@@ -186,7 +186,7 @@ impl DataChannel<'_> {
     /// Sends one message, as text or binary according to [`write_mode`](Self::write_mode).
     ///
     /// Fails with [`Error::MessageTooLarge`] over the maximum message size agreed with the
-    /// remote peer, with [`Error::BufferFull`] when the send buffer has no room (nothing is
+    /// remote peer, with [`Error::EmptyMessage`] for an empty message, with [`Error::BufferFull`] when the send buffer has no room (nothing is
     /// queued: retry when [`buffered_amount`](Self::buffered_amount) has dropped), and with
     /// [`Error::ChannelNotOpen`] unless the channel is open. The message leaves on the next
     /// `poll()`.
@@ -208,6 +208,9 @@ impl DataChannel<'_> {
     fn send(&mut self, data: &[u8], binary: bool) -> Result<()> {
         if self.entry().state != ReadyState::Open {
             return Err(Error::ChannelNotOpen);
+        }
+        if data.is_empty() {
+            return Err(Error::EmptyMessage);
         }
         let max = self.pc.max_message_size();
         if data.len() > max {
@@ -252,6 +255,13 @@ impl DataChannel<'_> {
     /// The number of received messages waiting in [`get_packet`](Self::get_packet).
     pub fn available_packet_count(&self) -> usize {
         self.entry().inbound.len()
+    }
+
+    /// The bytes of the received messages waiting in [`get_packet`](Self::get_packet). While
+    /// it is at least [`PeerConfig::max_channel_in_buffer`](super::PeerConfig), `poll()` reads
+    /// nothing more from the network.
+    pub fn available_bytes(&self) -> usize {
+        self.entry().inbound_bytes
     }
 
     /// Whether the message last taken by [`get_packet`](Self::get_packet) was sent as text.

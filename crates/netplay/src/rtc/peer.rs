@@ -737,8 +737,10 @@ impl PeerConnection {
         }
     }
 
+    /// Drives the candidate sources. They keep running after gathering completes: a TURN
+    /// source refreshes its allocation and relays data for the connection's lifetime.
     fn run_sources(&mut self, now: Instant) {
-        if self.gathering != GatheringState::Gathering {
+        if self.gathering == GatheringState::New {
             return;
         }
         let mut found = Vec::new();

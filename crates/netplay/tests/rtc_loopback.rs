@@ -1,0 +1,844 @@
+//! Two native peer connections talking over 127.0.0.1: data channels in every mode, limits,
+//! bad input, vanishing peers and closing. Every wait has a deadline.
+#![cfg(feature = "webrtc")]
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use netplay::rtc::{
+    CandidateKind, CandidateSource, ChannelId, ConnectionState, DataChannelOptions, Error, Event,
+    GatheringState, Intercept, LocalCandidate, PeerConfig, PeerConnection, ReadyState, SdpKind,
+    SignalingState, SourceTransmit, WriteMode,
+};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Two peers and the events each produced, with the signaling wired directly.
+struct Pair {
+    p1: PeerConnection,
+    p2: PeerConnection,
+    events1: Vec<Event>,
+    events2: Vec<Event>,
+    /// Relay the candidates (off: the peers never find each other).
+    relay_candidates: bool,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair::with_config(PeerConfig::loopback())
+    }
+
+    fn with_config(config: PeerConfig) -> Pair {
+        Pair {
+            p1: PeerConnection::new(config.clone()).unwrap(),
+            p2: PeerConnection::new(config).unwrap(),
+            events1: Vec::new(),
+            events2: Vec::new(),
+            relay_candidates: true,
+        }
+    }
+
+    fn relay(
+        from: &mut PeerConnection,
+        to: &mut PeerConnection,
+        log: &mut Vec<Event>,
+        candidates: bool,
+    ) {
+        while let Some(event) = from.poll_event() {
+            match &event {
+                Event::SessionDescriptionCreated { kind, sdp } => {
+                    from.set_local_description(*kind, sdp).unwrap();
+                    to.set_remote_description(*kind, sdp).unwrap();
+                }
+                Event::IceCandidateCreated {
+                    mid,
+                    index,
+                    candidate,
+                } if candidates => to.add_ice_candidate(mid, *index, candidate).unwrap(),
+                _ => {}
+            }
+            log.push(event);
+        }
+    }
+
+    /// One round: poll both, relay both ways.
+    fn step(&mut self) {
+        self.p1.poll();
+        self.p2.poll();
+        Pair::relay(
+            &mut self.p1,
+            &mut self.p2,
+            &mut self.events1,
+            self.relay_candidates,
+        );
+        Pair::relay(
+            &mut self.p2,
+            &mut self.p1,
+            &mut self.events2,
+            self.relay_candidates,
+        );
+    }
+
+    /// Steps until `done` holds; panics at the deadline.
+    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Pair) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.step();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn open(&mut self, ch1: ChannelId, ch2: ChannelId) {
+        self.until("both channels open", |p| {
+            p.p1.channel(ch1).unwrap().ready_state() == ReadyState::Open
+                && p.p2.channel(ch2).unwrap().ready_state() == ReadyState::Open
+        });
+    }
+}
+
+fn connection_states(events: &[Event]) -> Vec<ConnectionState> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ConnectionStateChanged(s) => Some(*s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn negotiated_pair(options: DataChannelOptions) -> (Pair, ChannelId, ChannelId) {
+    let mut pair = Pair::new();
+    let ch1 = pair
+        .p1
+        .create_data_channel("chat", options.clone())
+        .unwrap();
+    let ch2 = pair.p2.create_data_channel("chat", options).unwrap();
+    pair.p1.create_offer().unwrap();
+    pair.open(ch1, ch2);
+    (pair, ch1, ch2)
+}
+
+fn receive_one(pair: &mut Pair, on_p2: bool, ch: ChannelId) -> (Vec<u8>, bool) {
+    let mut got = None;
+    pair.until("a message", |p| {
+        let peer = if on_p2 { &mut p.p2 } else { &mut p.p1 };
+        let mut c = peer.channel(ch).unwrap();
+        got = c.get_packet().map(|m| (m, c.was_string_packet()));
+        got.is_some()
+    });
+    got.unwrap()
+}
+
+#[test]
+fn negotiated_channel_carries_messages_both_ways() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    pair.p1
+        .channel(ch1)
+        .unwrap()
+        .put_packet(b"Hi from P1")
+        .unwrap();
+    assert_eq!(receive_one(&mut pair, true, ch2).0, b"Hi from P1");
+    pair.p2
+        .channel(ch2)
+        .unwrap()
+        .put_packet(b"Hi from P2")
+        .unwrap();
+    assert_eq!(receive_one(&mut pair, false, ch1).0, b"Hi from P2");
+
+    let mut c = pair.p1.channel(ch1).unwrap();
+    assert_eq!(c.label(), "chat");
+    assert_eq!(c.id(), Some(1));
+    assert!(c.is_negotiated());
+    assert!(c.is_ordered());
+    assert_eq!(
+        (c.max_retransmits(), c.max_packet_life_time()),
+        (None, None)
+    );
+}
+
+#[test]
+fn states_follow_the_offer_answer_sequence() {
+    let (pair, _, _) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let signaling = |events: &[Event]| -> Vec<SignalingState> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SignalingStateChanged(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    };
+    let gathering = |events: &[Event]| -> Vec<GatheringState> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::GatheringStateChanged(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    };
+    use ConnectionState::*;
+    assert_eq!(connection_states(&pair.events1), [Connecting, Connected]);
+    assert_eq!(connection_states(&pair.events2), [Connecting, Connected]);
+    assert_eq!(
+        signaling(&pair.events1),
+        [SignalingState::HaveLocalOffer, SignalingState::Stable]
+    );
+    assert_eq!(
+        signaling(&pair.events2),
+        [SignalingState::HaveRemoteOffer, SignalingState::Stable]
+    );
+    for events in [&pair.events1, &pair.events2] {
+        assert_eq!(
+            gathering(events),
+            [GatheringState::Gathering, GatheringState::Complete]
+        );
+        // The description comes before the first candidate.
+        let description = events
+            .iter()
+            .position(|e| matches!(e, Event::SessionDescriptionCreated { .. }))
+            .unwrap();
+        let candidate = events
+            .iter()
+            .position(|e| matches!(e, Event::IceCandidateCreated { .. }))
+            .unwrap();
+        assert!(description < candidate);
+    }
+    assert_eq!(pair.p1.connection_state(), Connected);
+    assert_eq!(pair.p1.signaling_state(), SignalingState::Stable);
+    assert_eq!(pair.p2.gathering_state(), GatheringState::Complete);
+}
+
+#[test]
+fn in_band_channel_is_received_with_its_options() {
+    let mut pair = Pair::new();
+    let options = DataChannelOptions {
+        ordered: false,
+        max_retransmits: Some(3),
+        protocol: "game/1".into(),
+        ..DataChannelOptions::default()
+    };
+    let ch1 = pair.p1.create_data_channel("inband", options).unwrap();
+    pair.p1.create_offer().unwrap();
+    let mut received = None;
+    pair.until("DataChannelReceived", |p| {
+        received = p.events2.iter().find_map(|e| match e {
+            Event::DataChannelReceived(id) => Some(*id),
+            _ => None,
+        });
+        received.is_some()
+    });
+    let ch2 = received.unwrap();
+    pair.open(ch1, ch2);
+    {
+        let mut c = pair.p2.channel(ch2).unwrap();
+        assert_eq!(c.label(), "inband");
+        assert_eq!(c.protocol(), "game/1");
+        assert!(!c.is_ordered());
+        assert!(!c.is_negotiated());
+        assert_eq!(c.max_retransmits(), Some(3));
+        let id = c.id().expect("stream id known once open");
+        assert_eq!(pair.p1.channel(ch1).unwrap().id(), Some(id));
+    }
+    pair.p1.channel(ch1).unwrap().put_packet(b"ping").unwrap();
+    assert_eq!(receive_one(&mut pair, true, ch2).0, b"ping");
+    pair.p2.channel(ch2).unwrap().put_packet(b"pong").unwrap();
+    assert_eq!(receive_one(&mut pair, false, ch1).0, b"pong");
+}
+
+#[test]
+fn in_band_channel_created_after_connecting_opens_without_renegotiation() {
+    let (mut pair, _, _) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let late = pair
+        .p2
+        .create_data_channel("late", DataChannelOptions::default())
+        .unwrap();
+    let mut received = None;
+    pair.until("DataChannelReceived on p1", |p| {
+        received = p.events1.iter().find_map(|e| match e {
+            Event::DataChannelReceived(id) => Some(*id),
+            _ => None,
+        });
+        received.is_some()
+    });
+    let remote = received.unwrap();
+    pair.open(remote, late);
+    assert_eq!(pair.p1.channel(remote).unwrap().label(), "late");
+    pair.p2.channel(late).unwrap().put_packet(b"late").unwrap();
+    assert_eq!(receive_one(&mut pair, false, remote).0, b"late");
+}
+
+#[test]
+fn unreliable_channels_open_and_carry_data() {
+    for options in [
+        DataChannelOptions {
+            negotiated_id: Some(3),
+            ordered: false,
+            max_retransmits: Some(0),
+            ..DataChannelOptions::default()
+        },
+        DataChannelOptions {
+            negotiated_id: Some(4),
+            ordered: true,
+            max_packet_life_time: Some(100),
+            ..DataChannelOptions::default()
+        },
+    ] {
+        let (mut pair, ch1, ch2) = negotiated_pair(options.clone());
+        assert_eq!(
+            pair.p1.channel(ch1).unwrap().max_retransmits(),
+            options.max_retransmits
+        );
+        assert_eq!(
+            pair.p1.channel(ch1).unwrap().max_packet_life_time(),
+            options.max_packet_life_time
+        );
+        for i in 0..20u8 {
+            pair.p1.channel(ch1).unwrap().put_packet(&[i; 100]).unwrap();
+        }
+        let mut got = 0;
+        pair.until("unreliable messages", |p| {
+            while let Some(m) = p.p2.channel(ch2).unwrap().get_packet() {
+                assert_eq!(m.len(), 100);
+                got += 1;
+            }
+            got >= 20
+        });
+    }
+}
+
+#[test]
+fn text_and_binary_kinds_are_preserved() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let mut c = pair.p1.channel(ch1).unwrap();
+    assert_eq!(c.write_mode(), WriteMode::Binary);
+    c.set_write_mode(WriteMode::Text);
+    c.put_packet("texte é".as_bytes()).unwrap();
+    assert_eq!(
+        receive_one(&mut pair, true, ch2),
+        ("texte é".as_bytes().to_vec(), true)
+    );
+    let mut c = pair.p1.channel(ch1).unwrap();
+    c.set_write_mode(WriteMode::Binary);
+    c.put_packet(&[0, 159, 146, 150]).unwrap();
+    assert_eq!(
+        receive_one(&mut pair, true, ch2),
+        (vec![0, 159, 146, 150], false)
+    );
+    // Empty messages are refused rather than lost (they would stall the ordered stream).
+    assert!(matches!(
+        pair.p1.channel(ch1).unwrap().send_text(""),
+        Err(Error::EmptyMessage)
+    ));
+    assert!(matches!(
+        pair.p1.channel(ch1).unwrap().send_binary(&[]),
+        Err(Error::EmptyMessage)
+    ));
+    pair.p1.channel(ch1).unwrap().send_text("after").unwrap();
+    assert_eq!(receive_one(&mut pair, true, ch2), (b"after".to_vec(), true));
+}
+
+#[test]
+fn one_mebibyte_arrives_intact_through_back_pressure() {
+    let config = PeerConfig {
+        max_buffered_amount: 256 * 1024,
+        max_channel_in_buffer: 32 * 1024,
+        ..PeerConfig::loopback()
+    };
+    let mut pair = Pair::with_config(config);
+    let ch1 = pair
+        .p1
+        .create_data_channel("bulk", DataChannelOptions::negotiated(7))
+        .unwrap();
+    let ch2 = pair
+        .p2
+        .create_data_channel("bulk", DataChannelOptions::negotiated(7))
+        .unwrap();
+    pair.p1.create_offer().unwrap();
+    pair.open(ch1, ch2);
+
+    let data: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let sizes = [16 * 1024, 1, 60 * 1024, 1200, 33 * 1024, 7, 64 * 1024];
+    let mut offset = 0;
+    let mut turn = 0;
+    let mut received = Vec::with_capacity(data.len());
+    let mut full_seen = false;
+    let mut max_queued = 0;
+    let mut round = 0u64;
+    pair.until("1 MiB delivered", |p| {
+        round += 1;
+        while offset < data.len() {
+            let size = sizes[turn % sizes.len()].min(data.len() - offset);
+            match p
+                .p1
+                .channel(ch1)
+                .unwrap()
+                .put_packet(&data[offset..offset + size])
+            {
+                Ok(()) => {
+                    offset += size;
+                    turn += 1;
+                }
+                Err(Error::BufferFull { .. }) => {
+                    full_seen = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // A slow reader: it drains every fourth round only.
+        let mut c = p.p2.channel(ch2).unwrap();
+        max_queued = max_queued.max(c.available_bytes());
+        if round % 4 == 0 {
+            while let Some(m) = c.get_packet() {
+                received.extend_from_slice(&m);
+            }
+        }
+        received.len() == data.len()
+    });
+    assert!(
+        full_seen,
+        "the send buffer never filled: no back pressure seen"
+    );
+    assert!(received == data, "the data arrived altered");
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
+    let stats = pair.p2.stats();
+    assert_eq!(stats.message_bytes_received, data.len() as u64);
+    assert!(pair.p1.stats().message_bytes_sent >= data.len() as u64);
+}
+
+#[test]
+fn oversized_message_is_an_error_and_the_channel_stays_usable() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let max = pair.p1.max_message_size();
+    assert_eq!(max, 256 * 1024);
+    let too_big = vec![1u8; max + 1];
+    match pair.p1.channel(ch1).unwrap().put_packet(&too_big) {
+        Err(Error::MessageTooLarge { size, max: m }) => assert_eq!((size, m), (max + 1, max)),
+        other => panic!("{other:?}"),
+    }
+    let just_right = vec![2u8; max];
+    pair.p1
+        .channel(ch1)
+        .unwrap()
+        .put_packet(&just_right)
+        .unwrap();
+    assert_eq!(receive_one(&mut pair, true, ch2).0, just_right);
+}
+
+#[test]
+fn channel_option_errors_are_typed() {
+    let (mut pair, _, _) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let both = DataChannelOptions {
+        max_retransmits: Some(1),
+        max_packet_life_time: Some(10),
+        ..DataChannelOptions::default()
+    };
+    assert!(matches!(
+        pair.p1.create_data_channel("x", both),
+        Err(Error::BothReliabilityOptions)
+    ));
+    assert!(matches!(
+        pair.p1
+            .create_data_channel("dup", DataChannelOptions::negotiated(1)),
+        Err(Error::DuplicateChannelId(1))
+    ));
+    // Still connected, nothing panicked.
+    pair.step();
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
+}
+
+#[test]
+fn malformed_descriptions_and_candidates_are_typed_errors() {
+    let mut pair = Pair::new();
+    let ch1 = pair
+        .p1
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    let ch2 = pair
+        .p2
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    pair.p1.create_offer().unwrap();
+    let (kind, offer) = loop {
+        match pair.p1.poll_event().unwrap() {
+            Event::SessionDescriptionCreated { kind, sdp } => break (kind, sdp),
+            e => pair.events1.push(e),
+        }
+    };
+    // Truncated, garbage and fingerprint-less descriptions are refused without harm.
+    let truncated = &offer[..offer.len() / 2];
+    let no_fingerprint: String = offer
+        .lines()
+        .filter(|l| !l.starts_with("a=fingerprint"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    for bad in [
+        truncated,
+        "v=0\r\nbogus\r\n",
+        "\u{0}\u{ff}",
+        no_fingerprint.as_str(),
+    ] {
+        let err = pair
+            .p2
+            .set_remote_description(SdpKind::Offer, bad)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidSdp(_) | Error::SdpRejected(_)),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        pair.p2.set_remote_description(SdpKind::Answer, &offer),
+        Err(Error::InvalidState { .. })
+    ));
+    for bad in [
+        "candidate:1 1 udp",
+        "candidate:1 1 udp x 127.0.0.1 1 typ host",
+        "nonsense",
+    ] {
+        assert!(matches!(
+            pair.p2.add_ice_candidate("0", 0, bad),
+            Err(Error::InvalidCandidate(_))
+        ));
+    }
+    // The real offer still works afterwards.
+    pair.p2.set_remote_description(kind, &offer).unwrap();
+    pair.open(ch1, ch2);
+}
+
+#[test]
+fn garbage_datagrams_do_not_disturb_a_connection() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    let target = pair.p2.local_addresses()[0];
+    let noise = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..50u32 {
+        let len = (next() % 1500) as usize;
+        let mut datagram: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Make some of it look like STUN, DTLS or ChannelData at first glance.
+        if let Some(first) = datagram.first_mut() {
+            *first = [0u8, 1, 22, 23, 64, 128, 255][(round % 7) as usize];
+        }
+        if datagram.len() >= 8 && round % 3 == 0 {
+            datagram[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+        }
+        noise.send_to(&datagram, target).unwrap();
+        if round % 10 == 0 {
+            pair.step();
+        }
+    }
+    noise.send_to(&[], target).unwrap();
+    pair.p1
+        .channel(ch1)
+        .unwrap()
+        .put_packet(b"still here")
+        .unwrap();
+    assert_eq!(receive_one(&mut pair, true, ch2).0, b"still here");
+    assert_eq!(pair.p2.connection_state(), ConnectionState::Connected);
+    assert!(pair.p2.stats().packets_discarded >= 40);
+}
+
+#[test]
+fn vanished_remote_goes_disconnected_then_failed_in_bounded_time() {
+    let config = PeerConfig {
+        ice_disconnected_timeout: Duration::from_millis(300),
+        ice_failed_timeout: Duration::from_millis(900),
+        ..PeerConfig::loopback()
+    };
+    let mut pair = Pair::with_config(config);
+    let ch1 = pair
+        .p1
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    let ch2 = pair
+        .p2
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    pair.p1.create_offer().unwrap();
+    pair.open(ch1, ch2);
+    // Mid-transfer: a reliable stream is flowing when p2 stops answering.
+    for _ in 0..20 {
+        pair.p1
+            .channel(ch1)
+            .unwrap()
+            .put_packet(&[7; 1000])
+            .unwrap();
+        pair.step();
+    }
+    // p2 vanishes: never polled again, so it neither sends nor answers.
+    let vanished = Instant::now();
+    let mut disconnected_at = None;
+    let deadline = vanished + Duration::from_secs(5);
+    while pair.p1.connection_state() != ConnectionState::Failed {
+        assert!(Instant::now() < deadline, "never failed");
+        pair.p1.poll();
+        while let Some(e) = pair.p1.poll_event() {
+            if e == Event::ConnectionStateChanged(ConnectionState::Disconnected) {
+                disconnected_at = Some(vanished.elapsed());
+            }
+            pair.events1.push(e);
+        }
+        // The application keeps sending; full buffers are errors, not hangs.
+        let _ = pair.p1.channel(ch1).unwrap().put_packet(&[8; 1000]);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let failed_at = vanished.elapsed();
+    let disconnected_at = disconnected_at.expect("Disconnected before Failed");
+    assert!(
+        disconnected_at >= Duration::from_millis(250) && disconnected_at < Duration::from_secs(2),
+        "disconnected after {disconnected_at:?}"
+    );
+    assert!(
+        failed_at >= Duration::from_millis(800) && failed_at < Duration::from_secs(3),
+        "failed after {failed_at:?}"
+    );
+    let states = connection_states(&pair.events1);
+    assert_eq!(
+        &states[states.len() - 3..],
+        [
+            ConnectionState::Connected,
+            ConnectionState::Disconnected,
+            ConnectionState::Failed
+        ]
+    );
+    let mut c = pair.p1.channel(ch1).unwrap();
+    assert_eq!(c.ready_state(), ReadyState::Closed);
+    assert!(matches!(c.put_packet(b"x"), Err(Error::ChannelNotOpen)));
+    assert!(matches!(pair.p1.create_offer(), Err(Error::Closed)));
+}
+
+#[test]
+fn connection_without_candidates_fails_after_the_connect_timeout() {
+    let config = PeerConfig {
+        connect_timeout: Duration::from_millis(400),
+        ..PeerConfig::loopback()
+    };
+    let mut pair = Pair::with_config(config);
+    pair.relay_candidates = false;
+    pair.p1
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    pair.p2
+        .create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    pair.p1.create_offer().unwrap();
+    let start = Instant::now();
+    pair.until("Failed", |p| {
+        p.p1.connection_state() == ConnectionState::Failed
+            && p.p2.connection_state() == ConnectionState::Failed
+    });
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn close_closes_the_connection_and_channels_on_both_sides() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    pair.p1.close();
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Closed);
+    assert_eq!(pair.p1.signaling_state(), SignalingState::Closed);
+    assert_eq!(
+        pair.p1.channel(ch1).unwrap().ready_state(),
+        ReadyState::Closed
+    );
+    pair.until("remote closed", |p| {
+        p.p2.connection_state() == ConnectionState::Closed
+    });
+    assert_eq!(
+        pair.p2.channel(ch2).unwrap().ready_state(),
+        ReadyState::Closed
+    );
+    assert!(pair.events2.contains(&Event::DataChannelClosed(ch2)));
+    // Closed is final and calls fail cleanly.
+    assert!(matches!(
+        pair.p1.set_remote_description(SdpKind::Offer, "v=0"),
+        Err(Error::Closed)
+    ));
+    pair.p1.poll();
+}
+
+#[test]
+fn closing_one_channel_leaves_the_others_open() {
+    let mut pair = Pair::new();
+    let a1 = pair
+        .p1
+        .create_data_channel("a", DataChannelOptions::negotiated(1))
+        .unwrap();
+    let b1 = pair
+        .p1
+        .create_data_channel("b", DataChannelOptions::negotiated(2))
+        .unwrap();
+    let a2 = pair
+        .p2
+        .create_data_channel("a", DataChannelOptions::negotiated(1))
+        .unwrap();
+    let b2 = pair
+        .p2
+        .create_data_channel("b", DataChannelOptions::negotiated(2))
+        .unwrap();
+    pair.p1.create_offer().unwrap();
+    pair.open(a1, a2);
+    pair.open(b1, b2);
+    pair.p1.channel(a1).unwrap().close();
+    assert_eq!(
+        pair.p1.channel(a1).unwrap().ready_state(),
+        ReadyState::Closing
+    );
+    pair.until("channel a closed on both sides", |p| {
+        p.p1.channel(a1).unwrap().ready_state() == ReadyState::Closed
+            && p.p2.channel(a2).unwrap().ready_state() == ReadyState::Closed
+    });
+    pair.p2.channel(b2).unwrap().put_packet(b"b lives").unwrap();
+    assert_eq!(receive_one(&mut pair, false, b1).0, b"b lives");
+}
+
+#[test]
+fn stats_report_traffic_rtt_and_the_selected_pair() {
+    let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));
+    pair.p1
+        .channel(ch1)
+        .unwrap()
+        .put_packet(b"count me")
+        .unwrap();
+    receive_one(&mut pair, true, ch2);
+    let start = Instant::now();
+    pair.until("stats with a pair", |p| {
+        p.p1.stats().selected_pair.is_some() && start.elapsed() > Duration::from_millis(1100)
+    });
+    let stats = pair.p1.stats();
+    assert!(stats.packets_sent > 0 && stats.bytes_received > 0);
+    assert_eq!((stats.messages_sent, stats.message_bytes_sent), (1, 8));
+    let selected = stats.selected_pair.unwrap();
+    assert_eq!(selected.local, pair.p1.local_addresses()[0]);
+    assert_eq!(selected.remote, pair.p2.local_addresses()[0]);
+    assert!(stats.rtt.is_some(), "{stats:?}");
+}
+
+/// A stand-in for a STUN gatherer: sends a probe from the first socket, takes the reply
+/// before the ICE agent sees it, and reports a server-reflexive candidate.
+struct FakeStunSource {
+    server: std::net::SocketAddr,
+    local: Option<std::net::SocketAddr>,
+    probe_sent: bool,
+    found: Option<LocalCandidate>,
+    announced: bool,
+}
+
+impl CandidateSource for FakeStunSource {
+    fn start(&mut self, sockets: &[std::net::SocketAddr], _now: Instant) {
+        self.local = sockets.first().copied();
+    }
+
+    fn handle_datagram(
+        &mut self,
+        local: std::net::SocketAddr,
+        from: std::net::SocketAddr,
+        contents: &[u8],
+        _now: Instant,
+    ) -> Intercept {
+        if from != self.server || contents != b"reply" {
+            return Intercept::Pass;
+        }
+        let mut mapped = local;
+        mapped.set_port(self.server.port());
+        self.found = Some(LocalCandidate {
+            kind: CandidateKind::ServerReflexive,
+            address: mapped,
+            base: local,
+        });
+        Intercept::Consumed
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<SourceTransmit> {
+        let local = self.local?;
+        if self.probe_sent {
+            return None;
+        }
+        self.probe_sent = true;
+        Some(SourceTransmit {
+            local,
+            destination: self.server,
+            contents: b"probe".to_vec(),
+        })
+    }
+
+    fn poll_candidate(&mut self) -> Option<LocalCandidate> {
+        if self.announced {
+            return None;
+        }
+        let found = self.found?;
+        self.announced = true;
+        Some(found)
+    }
+
+    fn is_complete(&self) -> bool {
+        self.announced
+    }
+}
+
+#[test]
+fn candidate_source_hook_intercepts_datagrams_and_adds_candidates() {
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
+    pc.add_candidate_source(Box::new(FakeStunSource {
+        server: server.local_addr().unwrap(),
+        local: None,
+        probe_sent: false,
+        found: None,
+        announced: false,
+    }))
+    .unwrap();
+    pc.create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    pc.create_offer().unwrap();
+    assert_eq!(pc.gathering_state(), GatheringState::Gathering);
+
+    let mut probe = [0u8; 16];
+    let (n, from) = server.recv_from(&mut probe).unwrap();
+    assert_eq!(&probe[..n], b"probe");
+    assert_eq!(from, pc.local_addresses()[0]);
+    server.send_to(b"reply", from).unwrap();
+
+    let deadline = Instant::now() + DEADLINE;
+    while pc.gathering_state() != GatheringState::Complete {
+        assert!(Instant::now() < deadline, "gathering never completed");
+        pc.poll();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| pc.poll_event()).collect();
+    let lines: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IceCandidateCreated { candidate, .. } => Some(candidate.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(lines[0].contains("typ host"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("typ srflx")), "{lines:?}");
+    // The reply was taken by the source, not counted as stray traffic.
+    assert_eq!(pc.stats().packets_discarded, 0);
+    assert!(matches!(
+        pc.add_candidate_source(Box::new(FakeStunSource {
+            server: server.local_addr().unwrap(),
+            local: None,
+            probe_sent: false,
+            found: None,
+            announced: false,
+        })),
+        Err(Error::InvalidState { .. })
+    ));
+}
