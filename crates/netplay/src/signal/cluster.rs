@@ -69,8 +69,9 @@ pub(crate) enum ClusterEvent {
     Payload(Vec<u8>),
     /// The owner of the lobby `conn` asked to join, if any.
     Resolved(ConnId, Option<String>),
-    /// The key of the lobby `conn` created is written.
-    Registered(ConnId),
+    /// The key of the lobby `conn` created is written (`true`), or another node has a lobby
+    /// of that name (`false`).
+    Registered(ConnId, bool),
     /// These nodes' liveness keys are gone.
     NodesDead(Vec<String>),
     /// (Re)connected to Redis.
@@ -144,6 +145,8 @@ pub struct ClusterStats {
     pub dead_nodes: u64,
     /// Node messages that could not be parsed or referred to unknown connections.
     pub dropped: u64,
+    /// Lobbies closed at creation because another node had one of the same name.
+    pub name_collisions: u64,
 }
 
 impl Cluster {
@@ -181,6 +184,12 @@ impl Cluster {
         };
         cluster.set_alive_key();
         Ok((cluster, rx))
+    }
+
+    /// A number drawn from this node's random id, to mix into the hub's seed so that nodes
+    /// started with the same `--seed` still draw different lobby names.
+    pub(crate) fn seed_salt(&self) -> u64 {
+        u64::from_str_radix(&self.node, 16).unwrap_or(0)
     }
 
     /// How often [`Cluster::tick`] should run.
@@ -350,11 +359,25 @@ impl Cluster {
                     }
                 }
             }
-            ClusterEvent::Registered(conn) => {
-                if matches!(self.routes.get(&conn), Some(Route::Registering(_))) {
-                    if let Some(Route::Registering(held)) = self.routes.remove(&conn) {
-                        local.extend(held);
-                    }
+            ClusterEvent::Registered(conn, claimed) => {
+                if !matches!(self.routes.get(&conn), Some(Route::Registering(_))) {
+                    return;
+                }
+                let Some(Route::Registering(held)) = self.routes.remove(&conn) else {
+                    return;
+                };
+                if claimed {
+                    local.extend(held);
+                } else {
+                    // Two nodes drew the same name (only with equal seeds): the later one's
+                    // lobby cannot be reached, so it is closed before anyone learns its name.
+                    self.stats.name_collisions += 1;
+                    hub.disconnect(conn, now);
+                    local.push(Output::Close {
+                        conn,
+                        code: 1011,
+                        reason: "Lobby name already in use on another server".to_string(),
+                    });
                 }
             }
             ClusterEvent::NodesDead(nodes) => {
@@ -464,11 +487,15 @@ impl Cluster {
         );
         self.routes.insert(conn, Route::Registering(Vec::new()));
         tokio::spawn(async move {
-            let args = ["SET", key.as_str(), node.as_str(), "PX", ttl.as_str()];
+            let args = ["SET", key.as_str(), node.as_str(), "PX", ttl.as_str(), "NX"];
             let set = cmds.call(&args);
-            // Without Redis the lobby still works on this node: deliver anyway.
-            let _ = tokio::time::timeout(Duration::from_secs(2), set).await;
-            let _ = events.send(ClusterEvent::Registered(conn)).await;
+            // A nil reply means another node holds the name. Without Redis the lobby still
+            // works on this node: deliver anyway.
+            let claimed = !matches!(
+                tokio::time::timeout(Duration::from_secs(2), set).await,
+                Ok(Ok(Reply::Bulk(None)))
+            );
+            let _ = events.send(ClusterEvent::Registered(conn, claimed)).await;
         });
     }
 

@@ -36,7 +36,8 @@ pub struct ServerOptions {
     /// A folder whose files are served over HTTP (`/` maps to `index.html`); `None` serves the
     /// embedded demo page at `/`.
     pub static_dir: Option<PathBuf>,
-    /// Seed of the hub's id and name generator; `None` draws one from the OS.
+    /// Seed of the hub's id and name generator; `None` draws one from the OS. In a cluster it is
+    /// mixed with the node's random id, so nodes never draw the same lobby names.
     pub seed: Option<u64>,
     /// Most connections at once from one IP address; 0: no limit. Connections over it are
     /// closed before the handshake.
@@ -87,7 +88,6 @@ pub async fn serve(
         crate::ws::random_fill(&mut b);
         u64::from_le_bytes(b)
     });
-    let hub = Hub::new(options.hub.clone(), seed);
     let cluster = match options.cluster.clone() {
         Some(c) => Some(
             Cluster::start(c)
@@ -96,6 +96,9 @@ pub async fn serve(
         ),
         None => None,
     };
+    // Nodes of a cluster must not draw the same lobby names, even with the same seed.
+    let salt = cluster.as_ref().map_or(0, |(c, _)| c.seed_salt());
+    let hub = Hub::new(options.hub.clone(), seed ^ salt);
     let (to_hub, hub_rx) = mpsc::channel::<ToHub>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub_task = tokio::spawn(run_hub(hub, hub_rx, cluster));
@@ -601,7 +604,7 @@ fn metrics_text(s: &HubStats, c: &Counters) -> String {
 /// Appends the cluster's gauges and counters to the Prometheus text.
 fn cluster_metrics(o: &mut String, g: &ClusterGauges) {
     use std::fmt::Write as _;
-    let rows: [(&str, &str, &str, u64); 6] = [
+    let rows: [(&str, &str, &str, u64); 7] = [
         (
             "netplay_cluster_up",
             "gauge",
@@ -637,6 +640,12 @@ fn cluster_metrics(o: &mut String, g: &ClusterGauges) {
             "counter",
             "Other nodes found dead.",
             g.stats.dead_nodes,
+        ),
+        (
+            "netplay_cluster_name_collisions_total",
+            "counter",
+            "Lobbies closed because another node had their name.",
+            g.stats.name_collisions,
         ),
     ];
     for (name, kind, help, v) in rows {
