@@ -842,3 +842,60 @@ fn candidate_source_hook_intercepts_datagrams_and_adds_candidates() {
         Err(Error::InvalidState { .. })
     ));
 }
+
+/// Runs an example binary (built by `cargo test` next to this test's `deps/` directory) and
+/// returns its standard output.
+fn run_example(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples first (cargo build --examples)",
+        path.display()
+    );
+    let mut child = std::process::Command::new(path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{name} exited with {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn webrtc_minimal_example_prints_both_messages() {
+    let out = run_example("webrtc_minimal");
+    assert!(out.contains("P2 received: Hi from P1\n"), "{out}");
+    assert!(out.contains("P1 received: Hi from P2\n"), "{out}");
+}
+
+#[test]
+fn webrtc_local_signaling_example_prints_both_messages() {
+    let out = run_example("webrtc_local_signaling");
+    assert!(
+        out.contains("/root/main/Chat2 received: Hi from /root/main/Chat1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/root/main/Chat1 received: Hi from /root/main/Chat2\n"),
+        "{out}"
+    );
+}

@@ -23,6 +23,11 @@
 //! [`Disconnected`](ConnectionState::Disconnected), then
 //! [`Failed`](ConnectionState::Failed) after [`PeerConfig::ice_failed_timeout`].
 //!
+//! Known limits: one offer/answer exchange per connection (no renegotiation or ICE restart;
+//! channels added later need none); ICE over UDP only (TCP candidates are ignored, mDNS
+//! `.local` candidates are refused with [`Error::UnsupportedCandidate`]); empty messages are
+//! refused with [`Error::EmptyMessage`] because the SCTP stack below cannot send them.
+//!
 //! # The run loop
 //!
 //! Two peers in one process, wired directly (a real application sends the descriptions and
