@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, on a fresh machine too:
-#   1. installs the interop tools (scripts/setup-interop.sh: Python venv with
-#      kosoku + websockets + trustme, Node `ws`); quick when already there;
-#   2. self-tests the external peers against each other (py <-> node, ws and
-#      wss) so that an interop failure later points at netplay, not at a peer;
+#   1. installs the system packages the tests start (scripts/setup-system.sh:
+#      coturn, redis-server, chromium, iproute2) and the interop tools
+#      (scripts/setup-interop.sh: Python venv with kosoku, websockets, trustme
+#      and aiortc; Node `ws`, node-datachannel, playwright-core); quick when
+#      already there;
+#   2. self-tests the external peers against each other (WebSocket: py <-> node,
+#      ws and wss; WebRTC: aiortc <-> libdatachannel) so that an interop failure
+#      later points at netplay, not at a peer;
 #   3. cargo fmt --check and cargo clippy -D warnings;
 #   4. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
@@ -26,12 +30,17 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 failed=()
 step() { printf '\n==== %s\n' "$*" >&2; }
 
+step "setup: system packages"
+bash scripts/setup-system.sh
+
 step "setup: interop tools"
 bash scripts/setup-interop.sh
 
 if [[ "${NETPLAY_SKIP_PEER_SELFTEST:-0}" != 1 ]]; then
-    step "self-test of the external peers (python websockets <-> node ws)"
+    step "self-test of the external WebSocket peers (python websockets <-> node ws)"
     "$NETPLAY_VENV/bin/python" tests/interop/peer_selftest.py || failed+=("peer self-test")
+    step "self-test of the external WebRTC peers (aiortc <-> libdatachannel)"
+    "$NETPLAY_VENV/bin/python" tests/interop/rtc_selftest.py || failed+=("WebRTC peer self-test")
 fi
 
 step "cargo fmt --all -- --check"

@@ -1919,7 +1919,7 @@ mod tests {
                             17 => (0, 3 + bits.need(3)?),
                             _ => (0, 11 + bits.need(7)?),
                         };
-                        lengths.extend(std::iter::repeat(value).take(repeat as usize));
+                        lengths.extend(std::iter::repeat_n(value, repeat as usize));
                     }
                     if lengths.len() != nlen + ndist {
                         return Err("too many lengths");

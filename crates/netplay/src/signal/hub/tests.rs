@@ -1258,7 +1258,7 @@ mod props {
                 *now += Duration::from_millis(*ms);
                 hub.handle_timeout(*now);
                 assert!(
-                    hub.poll_timeout().map_or(true, |t| t > *now),
+                    hub.poll_timeout().is_none_or(|t| t > *now),
                     "a due timer was left"
                 );
             }
