@@ -1,6 +1,7 @@
 //! The `netplay` command: servers and test peers built on the netplay library.
 
 mod echo;
+mod rtc_echo;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// A WebSocket echo server: every text or binary message comes back as it was sent.
     Echo(echo::EchoArgs),
+    /// A WebRTC echo peer: descriptions and candidates as JSON lines on stdin/stdout
+    /// (docs/PROTOCOL.md); every data channel message comes back on its channel.
+    RtcEcho(rtc_echo::RtcEchoArgs),
 }
 
 /// A tokio runtime with `threads` workers; 1 gives a single-threaded runtime (the fastest for
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),
+        Command::RtcEcho(args) => return std::process::ExitCode::from(rtc_echo::run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

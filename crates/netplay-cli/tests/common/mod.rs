@@ -13,6 +13,7 @@
 //! Every wait here is bounded. All traffic stays on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod rtc;
 pub mod signal;
 
 use std::fmt::Write as _;

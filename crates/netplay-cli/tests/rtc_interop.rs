@@ -1,0 +1,37 @@
+//! WebRTC interop: `netplay rtc-echo` against other stacks, in both offer directions. The
+//! external peer drives (tests/interop, docs/PROTOCOL.md): in-band and negotiated channels,
+//! ordered and unordered, partially reliable (maxRetransmits 0, maxPacketLifeTime), text and
+//! binary with their kind kept, 100 messages in order, a 64 KiB message and 1 MiB through a
+//! reliable channel, SHA-256 compared. All traffic on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::rtc::{pair, Driver, Offerer};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+#[test]
+fn libdatachannel_offers_and_netplay_echoes() {
+    pair(Driver::Libdatachannel, Offerer::Driver, &[], TIMEOUT)
+        .assert_passed("libdatachannel offers, netplay answers");
+}
+
+#[test]
+fn netplay_offers_and_libdatachannel_drives() {
+    pair(Driver::Libdatachannel, Offerer::Netplay, &[], TIMEOUT)
+        .assert_passed("netplay offers, libdatachannel answers");
+}
+
+#[test]
+fn aiortc_offers_and_netplay_echoes() {
+    pair(Driver::Aiortc, Offerer::Driver, &[], TIMEOUT)
+        .assert_passed("aiortc offers, netplay answers");
+}
+
+#[test]
+fn netplay_offers_and_aiortc_drives() {
+    pair(Driver::Aiortc, Offerer::Netplay, &[], TIMEOUT)
+        .assert_passed("netplay offers, aiortc answers");
+}
