@@ -24,6 +24,8 @@ use super::error::{Error, Result};
 use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets};
 
 /// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
+/// Most datagrams kept while waiting for the answer to our offer.
+const MAX_EARLY_DATAGRAMS: usize = 64;
 const MAX_DATAGRAMS_PER_POLL: usize = 4096;
 /// Engine outputs handled in one drain at most (a guard, never reached in practice).
 const MAX_OUTPUTS_PER_DRAIN: usize = 1 << 20;
@@ -231,6 +233,10 @@ pub struct PeerConnection {
     /// association, so channels go straight to it.
     engine_has_app: bool,
     remote_applied: bool,
+    /// Datagrams that arrived while this side's offer waited for its answer (the remote peer
+    /// starts ICE and DTLS as soon as it has answered, and its first flights can outrun the
+    /// answer through signaling); fed to the engine once the answer is applied.
+    early_datagrams: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     mid: String,
     remote_max_message_size: usize,
     negotiated_at: Option<Instant>,
@@ -287,6 +293,7 @@ impl PeerConnection {
             local_description: None,
             engine_has_app: false,
             remote_applied: false,
+            early_datagrams: VecDeque::new(),
             mid: String::from("0"),
             remote_max_message_size: DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
             negotiated_at: None,
@@ -588,6 +595,10 @@ impl PeerConnection {
                 self.remote_applied = true;
                 self.set_signaling(SignalingState::Stable);
                 self.start_negotiation(now);
+                while let Some((source, destination, data)) = self.early_datagrams.pop_front() {
+                    self.feed(source, destination, &data, now);
+                }
+                self.drain_output(now);
                 Ok(())
             }
         }
@@ -816,6 +827,17 @@ impl PeerConnection {
 
     fn feed(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8], now: Instant) {
         if !self.rtc.is_alive() {
+            return;
+        }
+        if self.pending_offer.is_some() {
+            // Our offer is out, its answer not applied yet: keep what the answerer sends
+            // (ICE checks, the DTLS ClientHello) for then, instead of making it retransmit.
+            if self.early_datagrams.len() < MAX_EARLY_DATAGRAMS && data.len() <= 2048 {
+                self.early_datagrams
+                    .push_back((source, destination, data.to_vec()));
+            } else {
+                self.stats.packets_discarded += 1;
+            }
             return;
         }
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
