@@ -3,6 +3,10 @@
 //! ordered and unordered, partially reliable (maxRetransmits 0, maxPacketLifeTime), text and
 //! binary with their kind kept, 100 messages in order, a 64 KiB message and 1 MiB through a
 //! reliable channel, SHA-256 compared. All traffic on 127.0.0.1.
+//!
+//! Empty messages are left out (`--no-empty`): netplay refuses to send them
+//! (`rtc::Error::EmptyMessage`) because the SCTP stack below it cannot send RFC 8831's empty
+//! PPIDs, and an empty write there would stall an ordered channel.
 
 mod common;
 
@@ -12,26 +16,29 @@ use common::rtc::{pair, Driver, Offerer};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The drivers' plan without the empty-message checks.
+const PLAN: &[&str] = &["--no-empty"];
+
 #[test]
 fn libdatachannel_offers_and_netplay_echoes() {
-    pair(Driver::Libdatachannel, Offerer::Driver, &[], TIMEOUT)
+    pair(Driver::Libdatachannel, Offerer::Driver, PLAN, TIMEOUT)
         .assert_passed("libdatachannel offers, netplay answers");
 }
 
 #[test]
 fn netplay_offers_and_libdatachannel_drives() {
-    pair(Driver::Libdatachannel, Offerer::Netplay, &[], TIMEOUT)
+    pair(Driver::Libdatachannel, Offerer::Netplay, PLAN, TIMEOUT)
         .assert_passed("netplay offers, libdatachannel answers");
 }
 
 #[test]
 fn aiortc_offers_and_netplay_echoes() {
-    pair(Driver::Aiortc, Offerer::Driver, &[], TIMEOUT)
+    pair(Driver::Aiortc, Offerer::Driver, PLAN, TIMEOUT)
         .assert_passed("aiortc offers, netplay answers");
 }
 
 #[test]
 fn netplay_offers_and_aiortc_drives() {
-    pair(Driver::Aiortc, Offerer::Netplay, &[], TIMEOUT)
+    pair(Driver::Aiortc, Offerer::Netplay, PLAN, TIMEOUT)
         .assert_passed("netplay offers, aiortc answers");
 }
