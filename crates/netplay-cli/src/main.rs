@@ -12,6 +12,13 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level on stderr: off, error, warn, info, debug or trace.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: tracing_subscriber::filter::LevelFilter,
+    /// Log format on stderr: `text` (one line per event with key=value fields) or `json` (one
+    /// JSON object per line).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,8 +47,23 @@ pub(crate) fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime
     }
 }
 
+/// Structured logs on stderr (stdout stays for what the commands print).
+fn init_logs(level: tracing_subscriber::filter::LevelFilter, format: &str) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.log_level, &cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),

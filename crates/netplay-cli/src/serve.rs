@@ -117,6 +117,7 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
             ("ws", "http")
         };
         println!("listening on {ws}://{addr} (demo page: {http}://{addr}/, metrics: {http}://{addr}/metrics)");
+        tracing::info!(%addr, tls = tls.is_some(), cluster = args.redis.is_some(), "signaling server listening");
         let _ = std::io::stdout().flush();
         serve(listener, options, shutdown_signal()).await?;
         println!("stopped");

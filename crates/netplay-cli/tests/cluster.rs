@@ -205,6 +205,12 @@ fn members_of_a_dead_node_leave_their_lobbies_in_bounded_time() {
     let bound = Duration::from_millis(ttl_ms * 4 / 3 + 500);
     assert!(took <= bound, "noticed after {took:?}, bound {bound:?}");
     assert_eq!(metric(a.port, "netplay_cluster_dead_nodes_total"), 1);
+    // And says so in its structured log.
+    assert!(
+        a.service.log().contains("cluster node gone"),
+        "{}",
+        a.service.log()
+    );
     assert_eq!(metric(a.port, "netplay_cluster_proxied_in"), 0);
 
     // The lobby goes on: a newcomer on node a joins it.

@@ -183,6 +183,7 @@ impl Cluster {
             },
         };
         cluster.set_alive_key();
+        tracing::info!(node = %cluster.node, redis = ?cluster.options.redis, "joined the cluster");
         Ok((cluster, rx))
     }
 
@@ -382,16 +383,19 @@ impl Cluster {
             }
             ClusterEvent::NodesDead(nodes) => {
                 for node in nodes {
+                    tracing::warn!(node = %node, "cluster node gone; ending the connections shared with it");
                     self.stats.dead_nodes += 1;
                     self.drop_node(hub, Some(&node), now, local);
                 }
             }
             ClusterEvent::Up(cmds) => {
+                tracing::info!(node = %self.node, "connected to Redis again");
                 self.cmds = Some(cmds);
                 self.stats.up = true;
                 self.tick(hub);
             }
-            ClusterEvent::Down(_why) => {
+            ClusterEvent::Down(why) => {
+                tracing::warn!(node = %self.node, reason = %why, "lost Redis; cross-node members are ended, reconnecting");
                 self.cmds = None;
                 self.stats.up = false;
                 self.drop_node(hub, None, now, local);

@@ -579,6 +579,7 @@ impl Hub {
         );
         lobby.members.push((conn, id));
         lobby.ids.insert(id, conn);
+        tracing::debug!(conn, lobby = %lobby.name, id, members = lobby.members.len(), "joined");
         self.enter(conn, key, id);
         Ok(())
     }
@@ -614,6 +615,7 @@ impl Hub {
             },
         );
         self.counters.lobbies_created += 1;
+        tracing::info!(conn, lobby = %self.lobbies[&key].name, mesh, "lobby created");
         self.enter(conn, key, 1);
         Ok(())
     }
@@ -640,6 +642,7 @@ impl Hub {
             return Ok(());
         }
         lobby.sealed = true;
+        tracing::info!(lobby = %lobby.name, members = lobby.members.len(), "lobby sealed");
         lobby.seal_deadline = now.checked_add(self.config.seal_close_timeout);
         if let Some(deadline) = lobby.seal_deadline {
             self.timers.insert((deadline, Timer::Seal(key)));
@@ -677,6 +680,7 @@ impl Hub {
     /// Closes `conn` for a protocol error.
     fn fail(&mut self, conn: ConnId, error: SignalError) {
         if self.is_open(conn) {
+            tracing::debug!(conn, reason = error.reason(), "protocol error, closing");
             self.counters.errors[error as usize] += 1;
             self.close(conn, CloseReason::Error(error));
         }
@@ -711,6 +715,7 @@ impl Hub {
         let (_, id) = lobby.members.remove(pos);
         lobby.ids.remove(&id);
         if conn == lobby.host {
+            tracing::info!(lobby = %lobby.name, members = lobby.members.len(), "host left, lobby closed");
             let others = self.remove_lobby(key);
             for member in others {
                 self.close_member(member, CloseReason::HostDisconnected);
@@ -727,6 +732,9 @@ impl Hub {
 
     /// The seal timeout of lobby `key` ran out: close everyone, remove the lobby.
     fn seal_complete(&mut self, key: LobbyKey) {
+        if let Some(lobby) = self.lobbies.get(&key) {
+            tracing::info!(lobby = %lobby.name, members = lobby.members.len(), "seal complete, lobby closed");
+        }
         for member in self.remove_lobby(key) {
             self.close_member(member, CloseReason::SealComplete);
         }

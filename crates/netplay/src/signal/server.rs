@@ -120,12 +120,14 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else {
+                    tracing::warn!("accept failed; backing off");
                     // Out of descriptors or similar: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
                 let Some(slot) = IpSlot::take(&shared, peer.ip()) else {
                     shared.counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "over the per-IP connection cap, refused");
                     drop(tcp);
                     continue;
                 };
@@ -135,6 +137,7 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    tracing::info!(connections = tasks.len(), "shutting down");
     // Graceful shutdown: every connection sends a close frame and ends.
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -348,7 +351,8 @@ async fn connection(
             http_request(http, &shared, &to_hub).await;
             return;
         }
-        Err(_) => {
+        Err(e) => {
+            tracing::debug!(conn, error = %e, "handshake failed");
             shared
                 .counters
                 .handshake_failures
@@ -356,6 +360,9 @@ async fn connection(
             return;
         }
     };
+    // The query may carry the auth token: never log it.
+    let path = ws.request().path.split('?').next().unwrap_or("");
+    tracing::debug!(conn, path, "connected");
     if let Some(expected) = &shared.auth_token {
         if !token_ok(&ws.request().path, expected) {
             shared.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -386,6 +393,7 @@ async fn connection(
                     break;
                 }
                 None => {
+                    tracing::info!(conn, "client does not read, closing (1008)");
                     shared.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
                     let _ = ws.close(1008, "Too slow", Duration::from_secs(1)).await;
                     break;
@@ -413,6 +421,7 @@ async fn connection(
             }
         }
     }
+    tracing::debug!(conn, "disconnected");
     let _ = to_hub.send(ToHub::Gone(conn)).await;
 }
 
