@@ -15,7 +15,8 @@ use netplay::signal::{CandidatePayload, Message, MessageType};
 
 /// A throwaway `redis-server` on 127.0.0.1 (no persistence), stopped on drop.
 struct Redis {
-    _service: Service,
+    service: Service,
+    port: u16,
     url: String,
 }
 
@@ -43,7 +44,10 @@ fn free_port() -> u16 {
 
 impl Redis {
     fn start() -> Redis {
-        let port = free_port();
+        Redis::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Redis {
         let mut cmd = Command::new(redis_server_bin());
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--databases", "1"]);
@@ -54,7 +58,8 @@ impl Redis {
             |l| l.contains("Ready to accept connections").then_some(()),
         );
         Redis {
-            _service: service,
+            service,
+            port,
             url: format!("redis://127.0.0.1:{port}"),
         }
     }
@@ -261,4 +266,45 @@ fn serve_refuses_to_start_without_its_redis() {
     );
     assert!(!out.success(), "{}", out.report());
     assert!(out.report().contains("cluster"), "{}", out.report());
+}
+
+#[test]
+fn nodes_survive_losing_redis_and_rejoin_when_it_is_back() {
+    let mut redis = Redis::start();
+    let a = redis.node(600, &[]);
+    let b = redis.node(600, &[]);
+    let (mut host, lobby) = host_lobby(a.port);
+    let (mut local_guest, lid) = join(a.port, &lobby, &[1]);
+    assert_eq!(host.recv(), Message::peer_connect(lid));
+    let (mut remote_guest, rid) = join(b.port, &lobby, &[1, lid]);
+    assert_eq!(host.recv(), Message::peer_connect(rid));
+    assert_eq!(local_guest.recv(), Message::peer_connect(rid));
+
+    // Redis goes away: the member across nodes is ended, the lobby itself lives on.
+    redis.service.guard.kill();
+    assert_eq!(
+        remote_guest.closed(),
+        (4000, "Room host has disconnected".to_string())
+    );
+    assert_eq!(host.recv(), Message::peer_disconnect(rid));
+    local_guest.send(&Message::offer(1, "still here"));
+    assert_eq!(host.recv(), Message::offer(lid, "still here"));
+    assert_eq!(metric(a.port, "netplay_cluster_up"), 0);
+
+    // Redis is back on the same address: both nodes reconnect and share lobbies again.
+    let port = redis.port;
+    drop(redis);
+    let _redis = Redis::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(a.port, "netplay_cluster_up") == 0 || metric(b.port, "netplay_cluster_up") == 0 {
+        assert!(Instant::now() < deadline, "the nodes did not reconnect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut host2, lobby2) = host_lobby(b.port);
+    let (_guest2, gid2) = join(a.port, &lobby2, &[1]);
+    assert_eq!(host2.recv(), Message::peer_connect(gid2));
+    // The lobby from before is registered again by its owner's refresh.
+    std::thread::sleep(Duration::from_millis(400));
+    let (_again, aid) = join(b.port, &lobby, &[1, lid]);
+    assert_eq!(host.recv(), Message::peer_connect(aid));
 }
