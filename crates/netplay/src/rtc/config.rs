@@ -223,10 +223,22 @@ impl IceServerUrl {
 /// dictionary plus the knobs a native implementation needs.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
-    /// STUN and TURN servers (Godot's `iceServers`). They are parsed and checked by
-    /// [`PeerConnection::new`](super::PeerConnection::new); server-reflexive and relayed
-    /// gathering plugs in as a [`CandidateSource`](super::CandidateSource).
+    /// STUN and TURN servers (Godot's `iceServers`), over UDP: `stun:` servers give
+    /// server-reflexive candidates, `turn:` servers relayed ones (and server-reflexive ones
+    /// from the same answer). They are parsed and checked by
+    /// [`PeerConnection::new`](super::PeerConnection::new), which refuses `stuns:`, `turns:`
+    /// and `?transport=tcp` with [`Error::UnsupportedIceServer`].
     pub ice_servers: Vec<IceServer>,
+    /// Announce relayed candidates only (W3C `iceTransportPolicy: "relay"`): the remote peer
+    /// never learns a local or server-reflexive address, and all traffic goes through a TURN
+    /// server. Needs a `turn:` server in `ice_servers`. Default `false`.
+    pub relay_only: bool,
+    /// How long a STUN or TURN server may leave a request unanswered before it is given up
+    /// (reported as `Event::IceCandidateError` with code 701). The request is retransmitted
+    /// on the RFC 8489 schedule (500 ms, doubling) until then. Default 39.5 s, RFC 8489's own
+    /// (browsers wait as long); a shorter time lets gathering complete sooner when a server is
+    /// down.
+    pub ice_server_timeout: Duration,
     /// Local addresses to gather host candidates on. Empty means: enumerate the interfaces,
     /// filtered by `gather_loopback`, `gather_non_loopback` and `gather_ipv6`.
     pub bind_addresses: Vec<IpAddr>,
@@ -264,6 +276,8 @@ impl Default for PeerConfig {
     fn default() -> Self {
         PeerConfig {
             ice_servers: Vec::new(),
+            relay_only: false,
+            ice_server_timeout: Duration::from_millis(39_500),
             bind_addresses: Vec::new(),
             port_range: None,
             gather_loopback: false,
@@ -330,9 +344,29 @@ impl PeerConfig {
                 "gathering excludes both loopback and non-loopback interfaces",
             ));
         }
+        if self.ice_server_timeout.is_zero() {
+            return Err(Error::InvalidConfig("ice_server_timeout must not be zero"));
+        }
         let mut urls = Vec::new();
         for server in &self.ice_servers {
-            urls.extend(server.parse()?);
+            let parsed = server.parse()?;
+            for (text, url) in server.urls.iter().zip(&parsed) {
+                let reason = if url.scheme.is_secure() {
+                    "STUN and TURN over TLS (stuns:, turns:) are not supported"
+                } else if url.transport == IceTransport::Tcp {
+                    "TURN over TCP is not supported"
+                } else {
+                    continue;
+                };
+                return Err(Error::UnsupportedIceServer {
+                    url: text.clone(),
+                    reason,
+                });
+            }
+            urls.extend(parsed);
+        }
+        if self.relay_only && !urls.iter().any(|u| u.scheme.is_turn()) {
+            return Err(Error::InvalidConfig("relay_only needs a turn: server"));
         }
         Ok(urls)
     }
@@ -482,6 +516,45 @@ mod tests {
             ..PeerConfig::default()
         };
         assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn tls_and_tcp_ice_servers_are_unsupported() {
+        for url in [
+            "stuns:example.org",
+            "turns:example.org",
+            "turn:example.org?transport=tcp",
+        ] {
+            let config = PeerConfig {
+                ice_servers: vec![IceServer::turn(url, "u", "p")],
+                ..PeerConfig::default()
+            };
+            assert!(
+                matches!(config.validate(), Err(Error::UnsupportedIceServer { .. })),
+                "{url}"
+            );
+        }
+        let config = PeerConfig {
+            ice_servers: vec![IceServer::turn("turn:example.org?transport=udp", "u", "p")],
+            ..PeerConfig::default()
+        };
+        assert_eq!(config.validate().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn relay_only_needs_a_turn_server() {
+        let config = PeerConfig {
+            relay_only: true,
+            ice_servers: vec![IceServer::stun("stun:example.org")],
+            ..PeerConfig::default()
+        };
+        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+        let config = PeerConfig {
+            relay_only: true,
+            ice_servers: vec![IceServer::turn("turn:example.org", "u", "p")],
+            ..PeerConfig::default()
+        };
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -16,6 +16,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A valid ICE server URL this implementation cannot use: `stuns:`, `turns:` or
+    /// `?transport=tcp` (only STUN and TURN over UDP are supported).
+    #[error("unsupported ICE server URL {url:?}: {reason}")]
+    UnsupportedIceServer {
+        /// The URL as given.
+        url: String,
+        /// What is not supported.
+        reason: &'static str,
+    },
     /// A configuration value is out of range or inconsistent with another.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

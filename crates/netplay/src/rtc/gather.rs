@@ -66,6 +66,28 @@ pub enum Intercept {
     },
 }
 
+/// A STUN or TURN server that gave no candidate, as a browser's `icecandidateerror` event
+/// reports it: from [`CandidateSource::poll_error`], announced as
+/// `Event::IceCandidateError`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CandidateError {
+    /// The server's URL, as `stun:host:port` or `turn:host:port`.
+    pub url: String,
+    /// The local socket that asked.
+    pub local: SocketAddr,
+    /// The STUN error code of the server's answer (300..=699, for example 401 for refused
+    /// credentials), or [`CandidateError::UNREACHABLE`].
+    pub error_code: u16,
+    /// What went wrong, for people.
+    pub error_text: String,
+}
+
+impl CandidateError {
+    /// The W3C code for "the server could not be reached": no answer in time, no usable local
+    /// socket, a host name that does not resolve, or an answer that made no sense.
+    pub const UNREACHABLE: u16 = 701;
+}
+
 /// A source of local candidates beyond the host ones, driven by the peer connection's
 /// `poll()` like everything else (no threads, time passed in).
 ///
@@ -80,7 +102,10 @@ pub enum Intercept {
 ///    `Event::IceCandidateCreated`);
 /// 4. offers every datagram the ICE agent sends to [`wrap_transmit`](Self::wrap_transmit),
 ///    so a TURN source can wrap data sent from its relayed address;
-/// 5. reports gathering complete once every source [`is_complete`](Self::is_complete).
+/// 5. reports gathering complete once every source [`is_complete`](Self::is_complete);
+/// 6. announces what [`poll_error`](Self::poll_error) returns as `Event::IceCandidateError`;
+/// 7. calls [`close`](Self::close) when the connection closes or fails, and sends what
+///    [`poll_transmit`](Self::poll_transmit) then returns, once, before the sockets go.
 pub trait CandidateSource {
     /// Gathering starts on these local sockets.
     fn start(&mut self, sockets: &[SocketAddr], now: Instant);
@@ -110,6 +135,15 @@ pub trait CandidateSource {
     ) -> Option<SourceTransmit> {
         let _ = (source, destination, contents);
         None
+    }
+    /// The next server that gave up, if any.
+    fn poll_error(&mut self) -> Option<CandidateError> {
+        None
+    }
+    /// The connection is over: release what the servers hold (a TURN allocation), as far as
+    /// one last round of [`poll_transmit`](Self::poll_transmit) can.
+    fn close(&mut self, now: Instant) {
+        let _ = now;
     }
 }
 

@@ -2,15 +2,22 @@
 //! threads.
 //!
 //! [`PeerConnection`] is a driver around str0m's sans-IO engine (ICE, DTLS, SCTP, DCEP). It
-//! owns what str0m leaves to its user: the UDP sockets and host candidate gathering, the
+//! owns what str0m leaves to its user: the UDP sockets and candidate gathering, the
 //! offer/answer state machine with Godot's events, and the connection-state timers
 //! (Disconnected, Failed), which str0m does not have. Data channels are [`DataChannel`]
 //! views borrowed from their connection, addressed by [`ChannelId`].
 //!
+//! Candidates: host candidates from the local sockets; server-reflexive ones from the `stun:`
+//! servers of [`PeerConfig::ice_servers`] (a Binding request from each socket); relayed ones
+//! from its `turn:` servers (an allocation per socket, built on [`stun::turn`](crate::stun::turn),
+//! refreshed for the connection's lifetime and released on close). Fill `ice_servers` as in
+//! Godot and the connection does the rest; a server that gives nothing is reported as
+//! [`Event::IceCandidateError`] and gathering completes without it.
+//! [`PeerConfig::relay_only`] (W3C `iceTransportPolicy: "relay"`) announces relayed
+//! candidates only. Other sources plug in as a [`CandidateSource`].
+//!
 //! What this module does not do: signaling (carry the descriptions and candidates to the other
-//! peer yourself, as in Godot, for example over [`signal`](crate::signal)), media, and, for
-//! now, server-reflexive and relayed candidates: those plug in as a [`CandidateSource`] built
-//! from [`PeerConnection::ice_servers`].
+//! peer yourself, as in Godot, for example over [`signal`](crate::signal)) and media.
 //!
 //! The API is the one a browser `RTCPeerConnection` offers, so it can be implemented over one:
 //! signals become [`Event`]s drained after [`PeerConnection::poll`], Godot's states keep
@@ -26,7 +33,13 @@
 //! Known limits: one offer/answer exchange per connection (no renegotiation or ICE restart;
 //! channels added later need none); ICE over UDP only (TCP candidates are ignored, mDNS
 //! `.local` candidates are refused with [`Error::UnsupportedCandidate`]); empty messages are
-//! refused with [`Error::EmptyMessage`] because the SCTP stack below cannot send them.
+//! refused with [`Error::EmptyMessage`] because the SCTP stack below cannot send them. STUN and
+//! TURN servers are reached over UDP only: `stuns:`, `turns:` and `?transport=tcp` URLs are
+//! refused by [`PeerConnection::new`] with [`Error::UnsupportedIceServer`]; a server's host
+//! name is resolved by the system resolver when gathering starts (that call blocks meanwhile);
+//! an unanswered server holds gathering back for [`PeerConfig::ice_server_timeout`] (39.5 s
+//! by default, as in browsers); a server-reflexive candidate equal to a host candidate is not
+//! announced, and relayed candidates carry `raddr 0.0.0.0`.
 //!
 //! # The run loop
 //!
@@ -84,6 +97,7 @@ mod channel;
 mod config;
 mod error;
 mod gather;
+mod ice_sources;
 mod peer;
 
 pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
@@ -93,7 +107,9 @@ pub use config::{
     DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
 };
 pub use error::{Error, Result};
-pub use gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit};
+pub use gather::{
+    CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit,
+};
 pub use peer::{
     CandidatePair, ConnectionState, Event, GatheringState, PeerConnection, SdpKind, SignalingState,
     Stats, WebRtcPeerConnection,

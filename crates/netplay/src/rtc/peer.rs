@@ -21,7 +21,10 @@ use super::config::{
     DataChannelOptions, IceServerUrl, PeerConfig, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
 };
 use super::error::{Error, Result};
-use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets};
+use super::gather::{
+    CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets,
+};
+use super::ice_sources;
 
 /// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 /// Most datagrams kept while waiting for the answer to our offer.
@@ -173,6 +176,11 @@ pub enum Event {
     GatheringStateChanged(GatheringState),
     /// The signaling state changed.
     SignalingStateChanged(SignalingState),
+    /// A STUN or TURN server of [`PeerConfig::ice_servers`] gave no candidate (a browser's
+    /// `icecandidateerror`): wrong TURN credentials (code 401), no answer in time (701, after
+    /// [`PeerConfig::ice_server_timeout`]), or a refused request. Gathering goes on without
+    /// it; later, a TURN allocation that is lost is reported the same way.
+    IceCandidateError(CandidateError),
 }
 
 /// A candidate pair carrying the traffic.
@@ -279,6 +287,7 @@ impl PeerConnection {
             .set_stats_interval(Some(Duration::from_secs(1)));
         engine.set_initial_stun_rto(max_rto.min(Duration::from_millis(250)));
         engine.set_max_stun_rto(max_rto);
+        let sources = ice_sources::sources_for(&ice_servers, &config);
         Ok(PeerConnection {
             rtc: engine.build(now),
             ice_servers,
@@ -288,7 +297,7 @@ impl PeerConnection {
             gathering: GatheringState::New,
             signaling: SignalingState::Stable,
             sockets: Sockets::empty(),
-            sources: Vec::new(),
+            sources,
             pending_offer: None,
             local_description: None,
             engine_has_app: false,
@@ -321,14 +330,15 @@ impl PeerConnection {
         &self.config
     }
 
-    /// The ICE servers of the configuration, parsed: what a STUN or TURN
-    /// [`CandidateSource`] is built from.
+    /// The ICE servers of the configuration, parsed. The connection gathers from them by
+    /// itself (server-reflexive and relayed candidates).
     pub fn ice_servers(&self) -> &[IceServerUrl] {
         &self.ice_servers
     }
 
-    /// Adds a source of candidates beyond the host ones (server-reflexive, relayed). Only
-    /// before gathering starts.
+    /// Adds a source of candidates beyond the host ones and those of
+    /// [`PeerConfig::ice_servers`]. Only before gathering starts. With
+    /// [`PeerConfig::relay_only`], only its relayed candidates are announced.
     pub fn add_candidate_source(&mut self, source: Box<dyn CandidateSource>) -> Result<()> {
         if self.gathering != GatheringState::New {
             return Err(Error::InvalidState {
@@ -636,6 +646,7 @@ impl PeerConnection {
             self.drain_output(now);
         }
         self.rtc.disconnect();
+        self.close_sources(now);
         self.close_all_channels();
         self.set_signaling(SignalingState::Closed);
         self.set_state(ConnectionState::Closed);
@@ -714,7 +725,13 @@ impl PeerConnection {
         }
         self.set_gathering(GatheringState::Gathering);
         let addresses = self.sockets.addresses();
-        for address in &addresses {
+        // Relay only: the host sockets are the TURN clients' bases, never candidates.
+        let hosts = if self.config.relay_only {
+            &[][..]
+        } else {
+            &addresses[..]
+        };
+        for address in hosts {
             self.announce(LocalCandidate {
                 kind: CandidateKind::Host,
                 address: *address,
@@ -739,7 +756,12 @@ impl PeerConnection {
             return;
         };
         if let Some(added) = self.rtc.add_local_candidate(candidate) {
-            let line = added.to_sdp_string();
+            let mut line = added.to_sdp_string();
+            if local.kind == CandidateKind::ServerReflexive {
+                // The engine writes 0.0.0.0; the base is no secret next to the host candidate
+                // (and a srflx candidate is never announced without it).
+                line = with_related_address(&line, local.base);
+            }
             self.events.push_back(Event::IceCandidateCreated {
                 mid: self.mid.clone(),
                 index: 0,
@@ -757,22 +779,44 @@ impl PeerConnection {
         let mut found = Vec::new();
         for source in &mut self.sources {
             source.handle_timeout(now);
+            while let Some(c) = source.poll_candidate() {
+                found.push(c);
+            }
+            while let Some(e) = source.poll_error() {
+                self.events.push_back(Event::IceCandidateError(e));
+            }
+        }
+        self.send_source_transmits();
+        for c in found {
+            if !self.config.relay_only || c.kind == CandidateKind::Relayed {
+                self.announce(c);
+            }
+        }
+        if self.sources.iter().all(|s| s.is_complete()) {
+            self.set_gathering(GatheringState::Complete);
+        }
+    }
+
+    /// Sends what the candidate sources want sent (requests, and the rest of what a wrapped
+    /// transmit queued).
+    fn send_source_transmits(&mut self) {
+        for source in &mut self.sources {
             while let Some(t) = source.poll_transmit() {
                 if self.sockets.send(t.local, t.destination, &t.contents) {
                     self.stats.packets_sent += 1;
                     self.stats.bytes_sent += t.contents.len() as u64;
                 }
             }
-            while let Some(c) = source.poll_candidate() {
-                found.push(c);
-            }
         }
-        for c in found {
-            self.announce(c);
+    }
+
+    /// Lets the sources release what servers hold for them (TURN allocations), with one last
+    /// round of transmits.
+    fn close_sources(&mut self, now: Instant) {
+        for source in &mut self.sources {
+            source.close(now);
         }
-        if self.sources.iter().all(|s| s.is_complete()) {
-            self.set_gathering(GatheringState::Complete);
-        }
+        self.send_source_transmits();
     }
 
     /// Whether some channel holds more received bytes than allowed: reading then waits, so
@@ -897,6 +941,7 @@ impl PeerConnection {
                 }
             }
         }
+        self.send_source_transmits();
     }
 
     fn entry_by_engine_id(&self, id: str0m::channel::ChannelId) -> Option<usize> {
@@ -1017,6 +1062,7 @@ impl PeerConnection {
             return;
         }
         self.rtc.disconnect();
+        self.close_sources(Instant::now());
         self.close_all_channels();
         self.set_state(ConnectionState::Failed);
     }
@@ -1075,7 +1121,21 @@ impl Drop for PeerConnection {
             let _ = self.rtc.close();
             self.drain_output(Instant::now());
         }
+        self.close_sources(Instant::now());
     }
+}
+
+/// A candidate line with its `raddr`/`rport` set to `related`.
+fn with_related_address(line: &str, related: SocketAddr) -> String {
+    let mut fields: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    for i in 0..fields.len().saturating_sub(1) {
+        match fields[i].as_str() {
+            "raddr" => fields[i + 1] = related.ip().to_string(),
+            "rport" => fields[i + 1] = related.port().to_string(),
+            _ => {}
+        }
+    }
+    fields.join(" ")
 }
 
 /// Refuses a description without a DTLS fingerprint before the engine sees it (the engine
