@@ -3,9 +3,10 @@
 #   - <repo>/.venv: a Python venv with tests/interop/requirements.txt (kosoku,
 #     the Autobahn runner; websockets, the Python peer; trustme, test certs;
 #     aiortc, the Python WebRTC peer);
-#   - tests/interop/node/node_modules: the Node peers' `ws` and
-#     `node-datachannel`, pinned in tests/interop/node/package.json (no lock
-#     file: see its .npmrc).
+#   - tests/interop/node/node_modules: the Node peers' `ws`,
+#     `node-datachannel` and `playwright-core` (drives the system's Chromium;
+#     it downloads no browser), pinned in tests/interop/node/package.json (no
+#     lock file: see its .npmrc).
 # Each install records a hash of what it installed from; a re-run with the
 # same inputs only checks the hash and returns in well under a second.
 #
@@ -61,15 +62,16 @@ command -v npm >/dev/null || { log "no npm on PATH"; exit 1; }
 want="$(hash_of "$NODE_DIR/package.json" "$NODE_DIR/.npmrc" "$(node --version)")"
 marker="$NODE_DIR/node_modules/.netplay-setup.sha256"
 if [[ -f "$marker" && "$(cat "$marker")" == "$want" && -f "$NODE_DIR/node_modules/ws/package.json" \
-    && -f "$NODE_DIR/node_modules/node-datachannel/package.json" ]]; then
+    && -f "$NODE_DIR/node_modules/node-datachannel/package.json" \
+    && -f "$NODE_DIR/node_modules/playwright-core/package.json" ]]; then
     log "node deps up to date ($NODE_DIR/node_modules)"
 else
     log "installing node deps in $NODE_DIR"
     rm -rf "$NODE_DIR/node_modules"
     (cd "$NODE_DIR" && npm install --no-package-lock --no-audit --no-fund \
         --loglevel=error </dev/null >&2)
-    (cd "$NODE_DIR" && node -e 'require("ws"); require("node-datachannel")')
+    (cd "$NODE_DIR" && node -e 'require("ws"); require("node-datachannel"); require("playwright-core")')
     printf '%s\n' "$want" >"$marker"
-    log "node deps ready: $(cd "$NODE_DIR" && node -p '["ws", "node-datachannel"].map((m) =>
+    log "node deps ready: $(cd "$NODE_DIR" && node -p '["ws", "node-datachannel", "playwright-core"].map((m) =>
         m + " " + JSON.parse(require("fs").readFileSync(`node_modules/${m}/package.json`)).version).join(", ")')"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Self-test of the external WebRTC test peers: rtc_py_peer.py (aiortc) and
-node/rtc_peer.js (libdatachannel) against each other, through the line
-protocol of `netplay rtc-echo` (docs/PROTOCOL.md).
+"""Self-test of the external WebRTC test peers: rtc_py_peer.py (aiortc),
+node/rtc_peer.js (libdatachannel) and node/rtc_browser_peer.js (headless
+Chromium) against each other, through the line protocol of
+`netplay rtc-echo` (docs/PROTOCOL.md).
 
 For every pairing of a driving peer with an echoing peer, and for both offer
 directions (the driver offers, or the echo peer offers), it starts the two
@@ -13,20 +14,33 @@ messages in sequence and 1 MiB in 16 KiB chunks (SHA-256 compared).
 
 Run with the test venv's python:
 
-    $NETPLAY_VENV/bin/python tests/interop/rtc_selftest.py [--only PAIR]...
+    $NETPLAY_VENV/bin/python tests/interop/rtc_selftest.py
+        [--only PAIR]... [--browser-only | --no-browser] [--cross-only] [--debug]
 
 PAIR is DRIVER-ECHO-ROLE, e.g. py-node-offer (the aiortc driver offers to
-the libdatachannel echo peer). Traffic stays on 127.0.0.1: both peers gather
-host candidates on 127.0.0.1 only, and the relay also drops (and counts as a
-failure) any candidate of another address, in candidate lines and in SDP.
-Every process is bounded in time and killed on exit.
+the libdatachannel echo peer); the stacks are py (aiortc), node
+(libdatachannel) and browser (Chromium).
+
+The pairings of aiortc and libdatachannel run on 127.0.0.1: both peers
+gather host candidates on 127.0.0.1 only. Chromium gathers no loopback
+candidates, so every pairing with the browser runs in a network namespace of
+its own (netns.sh up/down; root and iproute2 needed), where both peers use
+10.77.0.1 (`--host-ip 10.77.0.1`) and no traffic leaves the namespace. The
+browser is paired with libdatachannel and aiortc, each driving and each
+echoing, the driver offering and answering. The relay drops (and counts as a
+failure) any candidate outside the allowed addresses (127.0.0.1, or
+10.77.0.0/24 in a namespace), in candidate lines and in SDP. Every process
+is bounded in time and killed on exit; every namespace is deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -36,16 +50,84 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 NODE_DIR = Path(os.environ.get("NETPLAY_NODE_DIR", HERE / "node"))
 PY = sys.executable
+NETNS = HERE / "netns.sh"
 RUN_TIMEOUT = 120  # seconds for one pairing, start to both exits
 LOOPBACK = "127.0.0.1"
+NETNS_IP = "10.77.0.1"  # the address inside a netns.sh namespace
+NETNS_NET = ipaddress.ip_network("10.77.0.0/24")
 
-IMPLS = {"py": "aiortc", "node": "libdatachannel"}
+# The partially reliable channels of the default set.
+PARTIALLY_RELIABLE = ("rexmit0", "lifetime")
+
+IMPLS = {"py": "aiortc", "node": "libdatachannel", "browser": "Chromium"}
 
 
 def peer_cmd(impl: str, *args: str) -> list[str]:
     if impl == "py":
         return [PY, str(HERE / "rtc_py_peer.py"), *args]
+    if impl == "browser":
+        return ["node", str(NODE_DIR / "rtc_browser_peer.js"), *args]
     return ["node", str(NODE_DIR / "rtc_peer.js"), *args]
+
+
+def loopback_only(addr: str | None) -> bool:
+    return addr == LOOPBACK
+
+
+def in_netns_net(addr: str | None) -> bool:
+    try:
+        return addr is not None and ipaddress.ip_address(addr) in NETNS_NET
+    except ValueError:
+        return False
+
+
+class Netns:
+    """A namespace of netns.sh for one pairing, deleted on exit."""
+
+    def __init__(self, name: str):
+        self.base = name
+        self.name: str | None = None
+
+    def __enter__(self) -> "Netns":
+        out = subprocess.run(["bash", str(NETNS), "up", self.base], capture_output=True,
+                             text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"netns.sh up failed: {out.stderr.strip()}")
+        self.name = out.stdout.strip()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.name:
+            subprocess.run(["bash", str(NETNS), "down", self.name], timeout=30)
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def udp_drops(self) -> int | None:
+        """UDP datagrams dropped in the namespace for a full receive buffer."""
+        try:
+            out = subprocess.run(self.wrap(["cat", "/proc/net/snmp"]), capture_output=True,
+                                 text=True, timeout=10).stdout
+            head, values = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("Udp:")][:2]
+            return int(dict(zip(head, values))["RcvbufErrors"])
+        except (ValueError, KeyError, subprocess.TimeoutExpired):
+            return None
+
+
+def browser_missing() -> str | None:
+    """Why the browser pairings cannot run here, or None."""
+    chromium = os.environ.get("NETPLAY_CHROMIUM", "/usr/bin/chromium")
+    if not (os.path.isfile(chromium) and os.access(chromium, os.X_OK)):
+        return f"no Chromium at {chromium} (set NETPLAY_CHROMIUM)"
+    if not (NODE_DIR / "node_modules" / "playwright-core" / "package.json").is_file():
+        return f"no playwright-core in {NODE_DIR}/node_modules (run scripts/setup-interop.sh)"
+    if shutil.which("ip") is None:
+        return "no `ip` (iproute2)"
+    check = subprocess.run(["bash", str(NETNS), "check"], capture_output=True, text=True,
+                           timeout=30)
+    if check.returncode != 0:
+        return f"cannot make network namespaces: {check.stderr.strip()}"
+    return None
 
 
 def candidate_address(candidate: str) -> str | None:
@@ -58,10 +140,12 @@ def candidate_address(candidate: str) -> str | None:
 class Relay:
     """Carries the lines of one process's stdout to the other's stdin."""
 
-    def __init__(self, name: str, src: subprocess.Popen, dst: subprocess.Popen, record: dict):
+    def __init__(self, name: str, src: subprocess.Popen, dst: subprocess.Popen, record: dict,
+                 allowed=loopback_only):
         self.name = name
         self.src, self.dst = src, dst
         self.record = record
+        self.allowed = allowed
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -78,18 +162,18 @@ class Relay:
                 self.note(f"{self.name} end-of-candidates")
                 return msg
             addr = candidate_address(msg["candidate"])
-            if addr != LOOPBACK:
+            if not self.allowed(addr):
                 self.note("foreign candidates", f"{self.name}: {msg['candidate']}")
                 return None
-            self.note(f"{self.name} loopback candidates")
+            self.note(f"{self.name} allowed candidates")
         elif kind in ("offer", "answer") and isinstance(msg.get("sdp"), str):
             lines = []
             for line in msg["sdp"].split("\r\n"):
                 if line.startswith("a=candidate:"):
-                    if candidate_address(line) != LOOPBACK:
+                    if not self.allowed(candidate_address(line)):
                         self.note("foreign candidates", f"{self.name} sdp: {line}")
                         continue
-                    self.note(f"{self.name} loopback candidates")
+                    self.note(f"{self.name} allowed candidates")
                 lines.append(line)
             msg = dict(msg, sdp="\r\n".join(lines))
         return msg
@@ -148,19 +232,26 @@ def stop(p: subprocess.Popen) -> int | None:
     return p.returncode
 
 
-def run_pair(driver: str, echo: str, role: str, extra: list[str], debug: bool) -> tuple[bool, str]:
+def run_pair(driver: str, echo: str, role: str, extra: list[str], debug: bool,
+             netns: Netns | None = None) -> tuple[bool, str]:
+    """Runs one pairing, on 127.0.0.1 or, with `netns`, inside that namespace
+    on 10.77.0.1."""
     other = "--answer" if role == "offer" else "--offer"
     popen = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  text=True, bufsize=1)
     t0 = time.monotonic()
     dbg = ["--debug"] if debug else []
-    d = subprocess.Popen(peer_cmd(driver, "drive", f"--{role}", *dbg, *extra), **popen)
-    e = subprocess.Popen(peer_cmd(echo, "echo", other, *dbg), **popen)
+    host = ["--host-ip", NETNS_IP] if netns else []
+    wrap = netns.wrap if netns else (lambda cmd: cmd)
+    allowed = in_netns_net if netns else loopback_only
+    where = "10.77.0.0/24" if netns else LOOPBACK
+    d = subprocess.Popen(wrap(peer_cmd(driver, "drive", f"--{role}", *host, *dbg, *extra)), **popen)
+    e = subprocess.Popen(wrap(peer_cmd(echo, "echo", other, *host, *dbg)), **popen)
     record: dict = {}
     d_err: list[str] = []
     e_err: list[str] = []
     threads = [collect(d.stderr, d_err), collect(e.stderr, e_err)]
-    relays = [Relay("driver", d, e, record), Relay("echo", e, d, record)]
+    relays = [Relay("driver", d, e, record, allowed), Relay("echo", e, d, record, allowed)]
     problems = []
     try:
         try:
@@ -183,20 +274,32 @@ def run_pair(driver: str, echo: str, role: str, extra: list[str], debug: bool) -
     elapsed = time.monotonic() - t0
 
     result = record.get("result")
-    if d_rc not in (0, None):
+    drops = netns.udp_drops() if netns is not None else None
+    tolerated = []
+    if result is not None and not result.get("ok"):
+        bad = [c for c in result.get("checks", []) if not c.get("ok")]
+        # A partially reliable channel may lose a whole burst when a
+        # receiver's UDP buffer overflowed (the kernel counted it): the
+        # aiortc driver then fails its sequence check, which is no fault of
+        # either stack. (The Node drivers send single messages after such a
+        # burst and pass if one comes back.)
+        tolerated = [c for c in bad if drops and c["name"].split("/")[0] in PARTIALLY_RELIABLE
+                     and "/sequence_" in c["name"] and c.get("detail", "").startswith("none of")]
+    if d_rc not in (0, None) and not (d_rc == 1 and tolerated and len(tolerated) == result["failed"]):
         problems.append(f"driver exit code {d_rc}")
     if e_rc not in (0, None):
         problems.append(f"echo peer exit code {e_rc}")
     if result is None:
         problems.append("no result line from the driver")
     elif not result.get("ok"):
-        bad = [c for c in result.get("checks", []) if not c.get("ok")]
-        problems.append("failed checks: " + "; ".join(f"{c['name']}: {c.get('detail')}" for c in bad))
+        bad = [c for c in result.get("checks", []) if not c.get("ok") and c not in tolerated]
+        if bad:
+            problems.append("failed checks: " + "; ".join(f"{c['name']}: {c.get('detail')}" for c in bad))
     if record.get("foreign candidates"):
-        problems.append(f"non-loopback candidates (dropped): {record['foreign candidates']}")
+        problems.append(f"candidates outside {where} (dropped): {record['foreign candidates']}")
     for side in ("driver", "echo"):
-        if not record.get(f"{side} loopback candidates"):
-            problems.append(f"no 127.0.0.1 candidate from the {side}")
+        if not record.get(f"{side} allowed candidates"):
+            problems.append(f"no candidate in {where} from the {side}")
         if record.get(f"{side} end-of-candidates", 0) != 1:
             problems.append(f"the {side} sent {record.get(f'{side} end-of-candidates', 0)} "
                             "end-of-candidates lines, not 1")
@@ -225,6 +328,9 @@ def run_pair(driver: str, echo: str, role: str, extra: list[str], debug: bool) -
                   for c in checks if "/big_" in c["name"] and c.get("ok")]
         parts += [f"{c['name']}: {c['detail']}" for c in checks
                   if "/sequence_" in c["name"] and "lost" in c.get("detail", "")]
+        if drops:
+            parts.append(f"{drops} UDP datagrams dropped (receive buffer full)")
+        parts += [f"tolerated: {c['name']}: {c['detail']}" for c in tolerated]
         summary = "; ".join(parts)
     detail = f"{elapsed:.1f}s; {summary}"
     if not ok:
@@ -238,33 +344,65 @@ def run_pair(driver: str, echo: str, role: str, extra: list[str], debug: bool) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", action="append", default=[], metavar="PAIR",
-                    help="DRIVER-ECHO-ROLE, e.g. node-py-answer (repeatable)")
+                    help="DRIVER-ECHO-ROLE, e.g. node-py-answer or browser-py-offer (repeatable)")
     ap.add_argument("--cross-only", action="store_true",
-                    help="only aiortc <-> libdatachannel, not each stack with itself")
+                    help="only pairings of different stacks, not aiortc or libdatachannel with itself")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--browser-only", action="store_true",
+                       help="only the pairings with Chromium (in network namespaces)")
+    which.add_argument("--no-browser", action="store_true",
+                       help="only aiortc and libdatachannel on 127.0.0.1")
     ap.add_argument("--debug", action="store_true",
                     help="the peers' library debug logs, shown for every pairing")
     args = ap.parse_args()
-    pairs = [
-        (drv, ech, role)
-        for drv, ech in (("py", "node"), ("node", "py"), ("py", "py"), ("node", "node"))
-        for role in ("offer", "answer")
-        if not (args.cross_only and drv == ech)
-    ]
+    # SIGTERM unwinds like Ctrl-C: the peers are stopped, namespaces deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    pairs = []
+    if not args.browser_only:
+        pairs += [
+            (drv, ech, role)
+            for drv, ech in (("py", "node"), ("node", "py"), ("py", "py"), ("node", "node"))
+            for role in ("offer", "answer")
+            if not (args.cross_only and drv == ech)
+        ]
+    if not args.no_browser:
+        pairs += [
+            (drv, ech, role)
+            for other in ("node", "py")
+            for drv, ech in (("browser", other), (other, "browser"))
+            for role in ("offer", "answer")
+        ]
     if args.only:
         pairs = [p for p in pairs if "-".join(p) in args.only]
         if not pairs:
             ap.error("no pairing matches --only")
 
     passed = failed = 0
+    t_all = time.monotonic()
+    missing = None
+    if any("browser" in p for p in pairs):
+        missing = browser_missing()
     for drv, ech, role in pairs:
         label = (f"{IMPLS[drv]} drive ({role}s) <-> {IMPLS[ech]} echo"
                  f" ({'answers' if role == 'offer' else 'offers'})")
-        ok, detail = run_pair(drv, ech, role, [], args.debug)
+        if "browser" in (drv, ech):
+            if missing:
+                ok, detail = False, f"cannot run: {missing}"
+            else:
+                try:
+                    with Netns(f"nprtc-{drv}-{ech}-{role}") as ns:
+                        ok, detail = run_pair(drv, ech, role, [], args.debug, ns)
+                        detail = f"[netns {ns.name}] {detail}"
+                except (RuntimeError, subprocess.TimeoutExpired) as err:
+                    ok, detail = False, f"namespace: {err}"
+        else:
+            ok, detail = run_pair(drv, ech, role, [], args.debug)
         print(f"{'ok  ' if ok else 'FAIL'} {label}: {detail}", flush=True)
         if ok:
             passed += 1
         else:
             failed += 1
+    print(f"rtc self-test took {time.monotonic() - t_all:.1f}s", flush=True)
     print(f"rtc self-test: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
 

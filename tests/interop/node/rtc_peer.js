@@ -6,7 +6,8 @@
 // `netplay rtc-echo` (docs/PROTOCOL.md): one JSON object per line, its own
 // lines on stdout, the other side's on stdin, logs on stderr.
 // `tests/interop/rtc_py_peer.py` (aiortc) has the same contract; see its
-// docstring for the options.
+// docstring for the options. The command line, the line handling and the
+// test plan of `drive` are in rtc_plan.js, shared with rtc_browser_peer.js.
 //
 //   node rtc_peer.js echo (--offer | --answer) [ICE OPTIONS]
 //   node rtc_peer.js drive (--offer | --answer) [ICE OPTIONS] [--channel SPEC]...
@@ -22,21 +23,14 @@
 // the end-of-candidates line once gathering is complete.
 'use strict';
 
-const crypto = require('crypto');
-const readline = require('readline');
 const ndc = require('node-datachannel');
+const {
+  setLogName, log, ProtocolError, Failure, usage, parseArgs, parseIceUrl, send, Signaling,
+  parseCandidate, checkChannelList, isOrdered, msgOf, Driven, drivePlan,
+} = require('./rtc_plan');
 
+setLogName('rtc_peer.js');
 const IMPL = `node-datachannel ${readVersion()} (libdatachannel ${ndc.getLibraryVersion ? ndc.getLibraryVersion() : '?'})`;
-const QUIET_MS = 2000; // without an echo: the end of a partially reliable sequence
-const UTF8_TEXT = 'héllo wörld · ✓ · Ελληνικά · 日本語 · 😀🎮 · 𝄞 · end';
-const DEFAULT_CHANNELS = [
-  'reliable',
-  'unordered:unordered,protocol=chat',
-  'rexmit0:unordered,rexmit=0',
-  'lifetime:unordered,lifetime=3000',
-  'negotiated:id=100',
-  'negotiated-unordered:unordered,id=101',
-];
 
 function readVersion() {
   try {
@@ -57,166 +51,13 @@ function readVersion() {
   return '?';
 }
 
-const T0 = Date.now();
-function log(msg) {
-  process.stderr.write(`rtc_peer.js +${Date.now() - T0}ms: ${msg}\n`);
-}
-
-class ProtocolError extends Error {}
-class Failure extends Error {}
-
-function usage(msg) {
-  process.stderr.write(`rtc_peer.js: ${msg}\n`);
-  process.exit(2);
-}
-
-// ------------------------------------------------------------------- options
-
-function parseChannelSpec(spec) {
-  const colon = spec.indexOf(':');
-  const label = colon < 0 ? spec : spec.slice(0, colon);
-  const opts = colon < 0 ? '' : spec.slice(colon + 1);
-  if (!label) throw new Error(`channel spec ${JSON.stringify(spec)}: empty label`);
-  const ch = { label };
-  for (const opt of opts.split(',').filter(Boolean)) {
-    const eq = opt.indexOf('=');
-    const key = eq < 0 ? opt : opt.slice(0, eq);
-    const value = eq < 0 ? null : opt.slice(eq + 1);
-    const num = value !== null && /^\d+$/.test(value) ? Number(value) : null;
-    if (key === 'unordered' && value === null) ch.ordered = false;
-    else if (key === 'rexmit' && num !== null) ch.maxRetransmits = num;
-    else if (key === 'lifetime' && num !== null) ch.maxPacketLifeTime = num;
-    else if (key === 'id' && num !== null) {
-      ch.negotiated = true;
-      ch.id = num;
-    } else if (key === 'protocol' && value !== null) ch.protocol = value;
-    else throw new Error(`channel spec ${JSON.stringify(spec)}: bad option ${JSON.stringify(opt)}`);
-  }
-  if ('maxRetransmits' in ch && 'maxPacketLifeTime' in ch) {
-    throw new Error(`channel spec ${JSON.stringify(spec)}: rexmit and lifetime exclude each other`);
-  }
-  return ch;
-}
-
-function isUint(v, max) {
-  return Number.isInteger(v) && v >= 0 && v <= max;
-}
-
-// Validates the `channels` array of a `channels` line.
-function checkChannelList(channels) {
-  if (!Array.isArray(channels) || channels.length === 0) throw new ProtocolError('`channels` must be a non-empty array');
-  const labels = new Set();
-  for (const ch of channels) {
-    if (!ch || typeof ch !== 'object' || typeof ch.label !== 'string') {
-      throw new ProtocolError(`channel without a string label: ${JSON.stringify(ch)}`);
-    }
-    if (labels.has(ch.label)) throw new ProtocolError(`duplicate channel label ${JSON.stringify(ch.label)}`);
-    labels.add(ch.label);
-    for (const k of ['maxRetransmits', 'maxPacketLifeTime']) {
-      if (ch[k] !== undefined && ch[k] !== null && !isUint(ch[k], 65535)) {
-        throw new ProtocolError(`channel ${JSON.stringify(ch.label)}: bad ${k}`);
-      }
-    }
-    if (ch.maxRetransmits != null && ch.maxPacketLifeTime != null) {
-      throw new ProtocolError(`channel ${JSON.stringify(ch.label)}: maxRetransmits and maxPacketLifeTime`);
-    }
-    if (ch.negotiated && !isUint(ch.id, 1023)) {
-      throw new ProtocolError(`negotiated channel ${JSON.stringify(ch.label)} needs an id 0..1023`);
-    }
-  }
-  return channels;
-}
-
-const isReliable = (ch) => ch.maxRetransmits == null && ch.maxPacketLifeTime == null;
-const isOrdered = (ch) => ch.ordered !== false;
-
-function parseArgs(argv) {
-  const mode = argv[0];
-  if (mode !== 'echo' && mode !== 'drive') usage('first argument must be `echo` or `drive`');
-  const a = {
-    mode,
-    offer: false,
-    answer: false,
-    iceServer: [],
-    username: null,
-    credential: null,
-    relayOnly: false,
-    hostIp: '127.0.0.1',
-    connectTimeout: 30,
-    channel: [],
-    messages: 100,
-    bigSize: 1 << 20,
-    chunkSize: 16384,
-    bigChannel: null,
-    timeout: 20,
-    debug: false,
-  };
-  const num = (k, v) => {
-    if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) usage(`${k} needs a non-negative number`);
-    return Number(v);
-  };
-  const driveOnly = new Set(['--channel', '--messages', '--big-size', '--chunk-size', '--big-channel', '--timeout']);
-  for (let i = 1; i < argv.length; i++) {
-    const k = argv[i];
-    const v = () => {
-      if (i + 1 >= argv.length) usage(`${k} needs a value`);
-      return argv[++i];
-    };
-    if (mode === 'echo' && driveOnly.has(k)) usage(`${k} is an option of drive`);
-    switch (k) {
-      case '--offer': a.offer = true; break;
-      case '--answer': a.answer = true; break;
-      case '--ice-server': a.iceServer.push(v()); break;
-      case '--username': a.username = v(); break;
-      case '--credential': a.credential = v(); break;
-      case '--relay-only': a.relayOnly = true; break;
-      case '--host-ip': a.hostIp = v(); break;
-      case '--connect-timeout': a.connectTimeout = num(k, v()); break;
-      case '--channel': a.channel.push(v()); break;
-      case '--messages': a.messages = num(k, v()); break;
-      case '--big-size': a.bigSize = num(k, v()); break;
-      case '--chunk-size': a.chunkSize = num(k, v()); break;
-      case '--big-channel': a.bigChannel = v(); break;
-      case '--timeout': a.timeout = num(k, v()); break;
-      case '--debug': a.debug = true; break;
-      default: usage(`unknown argument ${k}`);
-    }
-  }
-  if (a.offer === a.answer) usage('exactly one of --offer and --answer');
-  if ((a.username === null) !== (a.credential === null)) usage('--username and --credential go together');
-  if (mode === 'drive') {
-    try {
-      a.channels = checkChannelList((a.channel.length ? a.channel : DEFAULT_CHANNELS).map(parseChannelSpec));
-    } catch (e) {
-      usage(e.message);
-    }
-    if (a.bigSize > 0) {
-      if (a.bigChannel === null) {
-        const r = a.channels.find((c) => isReliable(c) && isOrdered(c));
-        if (!r) usage('--big-size needs an ordered reliable channel');
-        a.bigChannel = r.label;
-      }
-      const big = a.channels.find((c) => c.label === a.bigChannel);
-      if (!big || !isReliable(big) || !isOrdered(big)) {
-        usage(`--big-channel ${JSON.stringify(a.bigChannel)} is not an ordered reliable channel`);
-      }
-      if (!(a.chunkSize > 0)) usage('--chunk-size must be positive');
-    }
-  }
-  return a;
-}
-
 // stun:host[:port], turn:host[:port][?transport=udp|tcp], turns:host[:port]
 function iceServer(url, a) {
-  const m = /^(stun|stuns|turn|turns):(\[[^\]]+\]|[^:?]+)(?::(\d+))?(?:\?transport=(udp|tcp))?$/.exec(url);
-  if (!m) usage(`bad --ice-server ${JSON.stringify(url)}`);
-  const [, scheme, host, port, transport] = m;
-  const server = {
-    hostname: host.replace(/^\[|\]$/g, ''),
-    port: port ? Number(port) : scheme.endsWith('s') ? 5349 : 3478,
-  };
-  if (scheme.startsWith('turn')) {
-    server.relayType = scheme === 'turns' ? 'TurnTls' : transport === 'tcp' ? 'TurnTcp' : 'TurnUdp';
+  const u = parseIceUrl(url);
+  if (!u) usage(`bad --ice-server ${JSON.stringify(url)}`);
+  const server = { hostname: u.hostname, port: u.port };
+  if (u.scheme.startsWith('turn')) {
+    server.relayType = u.scheme === 'turns' ? 'TurnTls' : u.transport === 'tcp' ? 'TurnTcp' : 'TurnUdp';
     if (a.username !== null) {
       server.username = a.username;
       server.password = a.credential;
@@ -237,51 +78,6 @@ function makePc(a, name) {
 }
 
 // ----------------------------------------------------------------- signaling
-
-function send(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-// Reads stdin lines; calls onMessage(obj) per line (awaited, in order) and
-// onEnd() at EOF. A bad line rejects `failed` with a ProtocolError.
-class Signaling {
-  constructor(onMessage, onEnd) {
-    this.chain = Promise.resolve();
-    let failed;
-    this.failed = new Promise((_, reject) => { failed = reject; });
-    this.failed.catch(() => {});
-    const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-    const run = (fn) => {
-      this.chain = this.chain.then(fn).catch((e) => failed(e));
-    };
-    rl.on('line', (line) => run(async () => {
-      const text = line.trim();
-      if (!text) return;
-      let msg;
-      try {
-        msg = JSON.parse(text);
-      } catch (e) {
-        throw new ProtocolError(`not JSON: ${JSON.stringify(text.slice(0, 80))} (${e.message})`);
-      }
-      if (!msg || typeof msg !== 'object' || Array.isArray(msg) || typeof msg.type !== 'string') {
-        throw new ProtocolError(`not an object with a string \`type\`: ${JSON.stringify(text.slice(0, 80))}`);
-      }
-      await onMessage(msg);
-    }));
-    rl.on('close', () => run(async () => onEnd()));
-  }
-}
-
-// The candidate of a `candidate` line ("" for end-of-candidates), its mid.
-function parseCandidate(msg) {
-  if (typeof msg.candidate !== 'string') throw new ProtocolError('candidate line without a string `candidate`');
-  if (msg.mid != null && typeof msg.mid !== 'string') throw new ProtocolError('`mid` must be a string');
-  if (msg.index != null && !isUint(msg.index, 65535)) throw new ProtocolError('`index` must be a non-negative integer');
-  let c = msg.candidate.trim();
-  if (c.startsWith('a=')) c = c.slice(2);
-  if (c && !c.startsWith('candidate:')) c = `candidate:${c}`;
-  return { candidate: c, mid: msg.mid };
-}
 
 class Session {
   constructor(a, onChannels) {
@@ -506,195 +302,33 @@ async function runEcho(a) {
 
 // --------------------------------------------------------------------- drive
 
-function withTimeout(promise, ms) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), ms); }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-class Checks {
-  constructor() {
-    this.items = [];
-  }
-
-  add(name, ok, ms, detail = '') {
-    this.items.push({ name, ok, ms: Math.round(ms * 10) / 10, detail });
-    process.stderr.write(`${ok ? 'ok  ' : 'FAIL'} ${name} (${Math.round(ms)} ms)${detail ? ': ' + detail : ''}\n`);
-  }
-}
-
-// A received or sent message: { text: bool, data: Buffer }.
-function msgOf(m) {
-  if (typeof m === 'string') return { text: true, data: Buffer.from(m, 'utf8') };
-  return { text: false, data: Buffer.isBuffer(m) ? m : Buffer.from(m) };
-}
-
-function describe(m) {
-  return m.text
-    ? `text(${m.data.length} bytes) ${JSON.stringify(m.data.toString('utf8').slice(0, 24))}`
-    : `binary(${m.data.length} bytes) ${m.data.subarray(0, 12).toString('hex')}`;
-}
-
-
-// One channel of the test plan, with a queue of what comes back.
-class Driven {
-  constructor(spec) {
-    this.spec = spec;
-    this.label = spec.label;
-    this.dc = null;
-    this.inbox = [];
-    this.waiters = [];
-    this.opened = new Promise((r) => { this.openResolve = r; });
-  }
-
-  attach(dc) {
-    this.dc = dc;
-    dc.onMessage((m) => {
-      const msg = msgOf(m);
-      const w = this.waiters.shift();
-      if (w) w(msg);
-      else this.inbox.push(msg);
-    });
-    dc.onOpen(() => this.openResolve());
-    if (dc.isOpen()) this.openResolve();
-  }
-
-  recv(ms) {
-    if (this.inbox.length) return Promise.resolve(this.inbox.shift());
-    let w;
-    const p = new Promise((r) => { w = r; this.waiters.push(r); });
-    return withTimeout(p, ms).catch((e) => {
-      const i = this.waiters.indexOf(w);
-      if (i >= 0) this.waiters.splice(i, 1);
-      throw e;
-    });
-  }
-
-  send(m) {
-    if (m.text) this.dc.sendMessage(m.data.toString('utf8'));
-    else this.dc.sendMessageBinary(m.data);
-  }
-}
-
-function seededBytes(n, seed) {
-  // Deterministic, incompressible enough: SHA-256 in counter mode.
-  const out = Buffer.alloc(n);
-  let pos = 0;
-  for (let i = 0; pos < n; i++) {
-    const block = crypto.createHash('sha256').update(`${seed}:${i}`).digest();
-    pos += block.copy(out, pos);
-  }
-  return out;
-}
-
-// N messages at once, alternately text and binary. Reliable channels must
-// return all; partially reliable ones may lose some (PR-SCTP gives up on
-// them), so there the check waits until none came for QUIET_MS and only asks
-// that what came back was sent, once, with its kind (and in order on an
-// ordered channel).
-async function sequence(d, a, checks, n) {
+// Hands a libdatachannel channel to the test plan.
+function attachDc(d, dc) {
   const spec = d.spec;
-  const name = `${d.label}/sequence_${n}`;
-  const reliable = isReliable(spec);
-  const ordered = isOrdered(spec);
-  const key = (m) => `${m.text ? 't' : 'b'}:${m.data.toString('hex')}`;
-  const sent = [];
-  for (let i = 0; i < n; i++) sent.push(msgOf(i % 2 === 0 ? `seq-${i}` : Buffer.from(`seq-${i}`)));
-  const index = new Map(sent.map((m, i) => [key(m), i]));
-  const got = [];
-  const t0 = Date.now();
-  try {
-    for (const m of sent) d.send(m);
-    while (got.length < n) {
-      const wait = reliable || got.length === 0 ? a.timeout * 1000 : Math.min(a.timeout * 1000, QUIET_MS);
-      got.push(await d.recv(wait));
-    }
-  } catch (_) {
-    // counted below
-  }
-  const dt = Date.now() - t0;
-  const positions = got.map((m) => (index.has(key(m)) ? index.get(key(m)) : null));
-  const lost = n - got.length;
-  const sorted = positions.every((p, i) => i === 0 || p > positions[i - 1]);
-  if (positions.includes(null)) checks.add(name, false, dt, `an echo that was not sent: ${describe(got[positions.indexOf(null)])}`);
-  else if (new Set(positions).size !== positions.length) checks.add(name, false, dt, 'a message came back twice');
-  else if (reliable && lost) checks.add(name, false, dt, `${got.length} of ${n} came back within ${a.timeout}s`);
-  else if (!got.length) checks.add(name, false, dt, `none of ${n} came back within ${a.timeout}s`);
-  else if (ordered && !sorted) {
-    const i = positions.findIndex((p, j) => j > 0 && p < positions[j - 1]);
-    checks.add(name, false, dt, `out of order on an ordered channel: message ${positions[i]} after ${positions[i - 1]}`);
-  } else {
-    const order = sorted ? 'in order' : 'reordered';
-    checks.add(name, true, dt, !reliable ? `${order}, lost ${lost}` : ordered ? '' : order);
-  }
-}
-
-async function channelPlan(d, a, checks) {
-  const label = d.label;
-  const ms = a.timeout * 1000;
-  const spec = d.spec;
-
-  const roundtrip = async (name, m) => {
-    const t0 = Date.now();
-    try {
-      d.send(m);
-      const got = await d.recv(ms);
-      const dt = Date.now() - t0;
-      if (got.text !== m.text) checks.add(`${label}/${name}`, false, dt, `kind differs: sent ${describe(m)}, got ${describe(got)}`);
-      else if (!got.data.equals(m.data)) checks.add(`${label}/${name}`, false, dt, `content differs: sent ${describe(m)}, got ${describe(got)}`);
-      else checks.add(`${label}/${name}`, true, dt);
-    } catch (e) {
-      checks.add(`${label}/${name}`, false, Date.now() - t0, e.message === 'timeout' ? `no echo within ${a.timeout}s` : e.message);
-    }
-  };
-
-  {
+  d.attach({
+    send(m) {
+      if (m.text) dc.sendMessage(m.data.toString('utf8'));
+      else dc.sendMessageBinary(m.data);
+    },
     // libdatachannel shows label, id and protocol of a channel, not its reliability.
-    const want = spec.protocol || '';
-    const have = d.dc.getProtocol();
-    const idOk = !spec.negotiated || d.dc.getId() === spec.id;
-    const ok = want === have && idOk;
-    checks.add(`${label}/params`, ok, 0, ok ? `id ${d.dc.getId()}` : `want protocol ${JSON.stringify(want)}${spec.negotiated ? ` id ${spec.id}` : ''}, have ${JSON.stringify(have)} id ${d.dc.getId()}`);
-  }
-
-  await roundtrip('text', msgOf(UTF8_TEXT));
-  await roundtrip('binary', msgOf(Buffer.from(Array.from({ length: 256 }, (_, i) => i))));
-  await roundtrip('empty_text', msgOf(''));
-  await roundtrip('empty_binary', msgOf(Buffer.alloc(0)));
-
-  if (a.messages > 0) await sequence(d, a, checks, a.messages);
-
-  if (a.bigSize > 0 && label === a.bigChannel) {
-    await roundtrip('binary_65536', msgOf(seededBytes(65536, 'max')));
-    const name = `${label}/big_${a.bigSize}`;
-    const big = seededBytes(a.bigSize, 'big');
-    const parts = [];
-    for (let i = 0; i < big.length; i += a.chunkSize) parts.push(msgOf(big.subarray(i, i + a.chunkSize)));
-    const got = [];
-    const t0 = Date.now();
-    try {
-      for (const p of parts) d.send(p);
-      while (got.length < parts.length) got.push(await d.recv(ms));
-    } catch (_) {
-      // counted below
-    }
-    const dt = Date.now() - t0;
-    if (got.length < parts.length) checks.add(name, false, dt, `${got.length} of ${parts.length} chunks came back within ${a.timeout}s`);
-    else if (got.some((g) => g.text)) checks.add(name, false, dt, 'a chunk came back as text');
-    else {
-      const joined = Buffer.concat(got.map((g) => g.data));
-      const h = (b) => crypto.createHash('sha256').update(b).digest('hex');
-      const ok = h(joined) === h(big);
-      checks.add(name, ok, dt, ok ? `${parts.length} chunks of ${a.chunkSize}, ${(big.length / Math.max(dt, 1) / 1000).toFixed(1)} MB/s` : `${joined.length} bytes came back, SHA-256 differs`);
-    }
-  }
+    params() {
+      const want = spec.protocol || '';
+      const have = dc.getProtocol();
+      const idOk = !spec.negotiated || dc.getId() === spec.id;
+      const ok = want === have && idOk;
+      return {
+        ok,
+        detail: ok ? `id ${dc.getId()}` : `want protocol ${JSON.stringify(want)}${spec.negotiated ? ` id ${spec.id}` : ''}, have ${JSON.stringify(have)} id ${dc.getId()}`,
+      };
+    },
+  });
+  dc.onMessage((m) => d.deliver(msgOf(m)));
+  dc.onOpen(() => d.markOpen());
+  if (dc.isOpen()) d.markOpen();
 }
 
 async function runDrive(a) {
   const started = Date.now();
-  const checks = new Checks();
   const driven = new Map(a.channels.map((ch) => [ch.label, new Driven(ch)]));
   const keep = [];
   const session = new Session(a, null);
@@ -706,52 +340,19 @@ async function runDrive(a) {
       log(`unexpected channel ${JSON.stringify(dc.getLabel())} (id ${dc.getId()}) from the remote`);
       return;
     }
-    d.attach(dc);
+    attachDc(d, dc);
   });
   // Negotiated channels on both sides; in-band ones are opened by the offerer.
   for (const [ch, dc] of createChannels(session.pc, a.channels, session.offerer)) {
     keep.push(dc);
-    driven.get(ch.label).attach(dc);
+    attachDc(driven.get(ch.label), dc);
   }
   send({ type: 'channels', channels: a.channels });
+  if (session.offerer) session.offer();
 
-  let code = 0;
-  try {
-    if (session.offerer) session.offer();
-    await session.waitConnected('drive');
-    checks.add('connect', true, session.connectMs);
-    const t0 = Date.now();
-    const ds = [...driven.values()];
-    const opened = await Promise.all(ds.map((d) => withTimeout(d.opened, a.timeout * 1000).then(() => true, () => false)));
-    ds.forEach((d, i) => checks.add(`${d.label}/open`, opened[i], Date.now() - t0, opened[i] ? '' : `not open within ${a.timeout}s`));
-    const plan = Promise.all(ds.filter((_, i) => opened[i]).map((d) => channelPlan(d, a, checks)));
-    await Promise.race([plan, session.sig.failed]);
-  } catch (e) {
-    if (e instanceof ProtocolError) {
-      log(`protocol error: ${e.message}`);
-      checks.add('signaling', false, 0, `protocol error: ${e.message}`);
-      code = 2;
-    } else {
-      checks.add('connect', false, Date.now() - started, e.message);
-    }
-  }
-  send({ type: 'bye' });
-  const failed = checks.items.filter((c) => !c.ok).length;
-  const passed = checks.items.length - failed;
-  const ok = failed === 0 && passed > 0;
-  send({
-    type: 'result',
-    ok,
-    impl: IMPL,
-    role: session.offerer ? 'offer' : 'answer',
-    passed,
-    failed,
-    elapsed_ms: Date.now() - started,
-    checks: checks.items,
-  });
-  log(`drive: ${passed} passed, ${failed} failed`);
+  const code = await drivePlan({ a, session, driven, impl: IMPL, started });
   session.close();
-  exit(code || (ok ? 0 : 1));
+  exit(code);
 }
 
 const args = parseArgs(process.argv.slice(2));
