@@ -108,7 +108,7 @@ impl Peer {
             if !args.ice_servers.iter().any(|u| u.starts_with("turn")) {
                 return Err("--relay-only needs a turn: or turns: --ice-server".into());
             }
-            // TEMP config.relay_only = true;
+            config.relay_only = true;
         }
         if !(args.connect_timeout > 0.0 && args.connect_timeout < 86_400.0) {
             return Err("--connect-timeout must be a positive number of seconds".into());

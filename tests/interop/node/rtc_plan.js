@@ -123,13 +123,14 @@ function parseArgs(argv) {
     chunkSize: 16384,
     bigChannel: null,
     timeout: 20,
+    noEmpty: false,
     debug: false,
   };
   const num = (k, v) => {
     if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) usage(`${k} needs a non-negative number`);
     return Number(v);
   };
-  const driveOnly = new Set(['--channel', '--messages', '--big-size', '--chunk-size', '--big-channel', '--timeout']);
+  const driveOnly = new Set(['--channel', '--messages', '--big-size', '--chunk-size', '--big-channel', '--timeout', '--no-empty']);
   for (let i = 1; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -152,6 +153,7 @@ function parseArgs(argv) {
       case '--chunk-size': a.chunkSize = num(k, v()); break;
       case '--big-channel': a.bigChannel = v(); break;
       case '--timeout': a.timeout = num(k, v()); break;
+      case '--no-empty': a.noEmpty = true; break;
       case '--debug': a.debug = true; break;
       default: usage(`unknown argument ${k}`);
     }
@@ -425,8 +427,10 @@ async function channelPlan(d, a, checks) {
 
   await roundtrip('text', msgOf(UTF8_TEXT));
   await roundtrip('binary', msgOf(Buffer.from(Array.from({ length: 256 }, (_, i) => i))));
-  await roundtrip('empty_text', msgOf(''));
-  await roundtrip('empty_binary', msgOf(Buffer.alloc(0)));
+  if (!a.noEmpty) {
+    await roundtrip('empty_text', msgOf(''));
+    await roundtrip('empty_binary', msgOf(Buffer.alloc(0)));
+  }
 
   if (a.messages > 0) await sequence(d, a, checks, a.messages);
 

@@ -18,6 +18,46 @@ pub enum Driver {
     Aiortc,
     /// `tests/interop/node/rtc_peer.js`: libdatachannel through node-datachannel.
     Libdatachannel,
+    /// `tests/interop/node/rtc_browser_peer.js`: headless Chromium's RTCPeerConnection. It
+    /// gathers no loopback candidates, so its pairings run in a network namespace.
+    Chromium,
+}
+
+/// A network namespace made for one test (`tests/interop/netns.sh up`), deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn up() -> Netns {
+        let script = interop_dir().join("netns.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["up", "rtc"])
+            .output()
+            .expect("run netns.sh");
+        assert!(
+            out.status.success(),
+            "cannot make a network namespace (root and iproute2 are needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Netns(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `cmd` run inside the namespace.
+    fn wrap(&self, cmd: Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(cmd.get_program());
+        c.args(cmd.get_args());
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(interop_dir().join("netns.sh"))
+            .args(["down", &self.0])
+            .status();
+    }
 }
 
 /// Which side writes the offer.
@@ -100,9 +140,13 @@ fn driver_command(driver: Driver) -> Command {
             c
         }
         Driver::Libdatachannel => {
-            let dir = node_dir();
             let mut c = Command::new("node");
-            c.arg(dir.join("rtc_peer.js"));
+            c.arg(node_dir().join("rtc_peer.js"));
+            c
+        }
+        Driver::Chromium => {
+            let mut c = Command::new("node");
+            c.arg(node_dir().join("rtc_browser_peer.js"));
             c
         }
     }
@@ -196,10 +240,16 @@ struct Shared {
     log: String,
 }
 
-/// Runs one pairing on 127.0.0.1: `netplay rtc-echo` and `driver` in drive mode with
-/// `driver_args` (channel specs and the like), bounded by `timeout`.
+/// Runs one pairing: `netplay rtc-echo` and `driver` in drive mode with `driver_args`
+/// (channel specs and the like), bounded by `timeout`. On 127.0.0.1, or for Chromium inside a
+/// network namespace of its own on 10.77.0.1.
 pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Duration) -> Pairing {
-    let allowed = "127.0.0.1";
+    let netns = matches!(driver, Driver::Chromium).then(Netns::up);
+    let allowed = if netns.is_some() {
+        "10.77.0.1"
+    } else {
+        "127.0.0.1"
+    };
     let (np_role, drv_role) = match offerer {
         Offerer::Netplay => ("--offer", "--answer"),
         Offerer::Driver => ("--answer", "--offer"),
@@ -217,6 +267,10 @@ pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Dur
     drv_cmd
         .args(["drive", drv_role, "--host-ip", allowed, "--timeout", "30"])
         .args(driver_args);
+    if let Some(ns) = &netns {
+        np_cmd = ns.wrap(np_cmd);
+        drv_cmd = ns.wrap(drv_cmd);
+    }
     for c in [&mut np_cmd, &mut drv_cmd] {
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
