@@ -61,6 +61,12 @@ struct Coturn {
     dir: PathBuf,
 }
 
+impl Coturn {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turnserver.log")).unwrap_or_default()
+    }
+}
+
 impl Drop for Coturn {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -87,10 +93,29 @@ fn free_port() -> u16 {
 }
 
 /// Starts coturn on 127.0.0.1 with user `USER`:`PASS` in realm `REALM`, relaying on loopback
-/// only, and waits until it answers a Binding request.
+/// only, with `extra` flags, and waits until it answers a Binding request. A port taken
+/// between choosing and binding it (tests run in parallel) means another try on another port.
+fn start_coturn_with(extra: &[&str]) -> Coturn {
+    for _ in 0..3 {
+        let mut server = spawn_coturn(extra);
+        if wait_ready(&mut server) {
+            return server;
+        }
+        eprintln!(
+            "turnserver did not answer on {}; trying another port",
+            server.addr
+        );
+    }
+    panic!("turnserver did not answer on three ports");
+}
+
 fn start_coturn() -> Coturn {
+    start_coturn_with(&[])
+}
+
+fn spawn_coturn(extra: &[&str]) -> Coturn {
     static SERVERS: AtomicU16 = AtomicU16::new(0);
-    let n = SERVERS.fetch_add(1, Ordering::Relaxed) % 10;
+    let n = SERVERS.fetch_add(1, Ordering::Relaxed) % 20;
     let binary = turnserver_binary();
     let dir = std::env::temp_dir().join(format!(
         "netplay-ice-servers-{}-{n}-{}",
@@ -102,8 +127,8 @@ fn start_coturn() -> Coturn {
     ));
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
     let port = free_port();
-    // A relay port range of its own per server.
-    let base = 21_000 + ((std::process::id() % 40) as u16 * 10 + n) * 50;
+    // A relay port range of its own per server, below the ephemeral ports.
+    let base = 12_000 + ((std::process::id() % 20) as u16 * 20 + n) * 50;
     let log = std::fs::File::create(dir.join("turnserver.log")).expect("create the log file");
     let path = |name: &str| dir.join(name).display().to_string();
     let mut cmd = Command::new(&binary);
@@ -128,27 +153,27 @@ fn start_coturn() -> Coturn {
         "--log-file=stdout",
         "--simple-log",
     ])
+    .args(extra)
     .stdin(Stdio::null())
     .stdout(log.try_clone().expect("clone the log file"))
     .stderr(log);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-    let mut server = Coturn {
+    Coturn {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         dir,
-    };
-    wait_ready(&mut server);
-    server
+    }
 }
 
-fn wait_ready(server: &mut Coturn) {
+/// Whether the server answers a Binding request within 10 s.
+fn wait_ready(server: &mut Coturn) -> bool {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 1500];
     while Instant::now() < deadline {
         if let Ok(Some(status)) = server.child.try_wait() {
@@ -158,14 +183,14 @@ fn wait_ready(server: &mut Coturn) {
         let Action::Transmit(request) = tx.poll(Duration::ZERO) else {
             unreachable!()
         };
-        socket.send_to(request, server.addr).unwrap();
+        let _ = socket.send_to(request, server.addr);
         if let Ok((n, _)) = socket.recv_from(&mut buf) {
             if Message::decode(&buf[..n]).is_ok_and(|m| tx.handle_response(&m)) {
-                return;
+                return true;
             }
         }
     }
-    panic!("turnserver did not answer on {} within 15 s", server.addr);
+    false
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,7 +516,7 @@ fn turn_server_gives_relay_candidate_next_to_host() {
 
 #[test]
 fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
-    let coturn = start_coturn();
+    let coturn = start_coturn_with(&["--verbose"]);
     let mut pair = Pair::new(
         turn_config(coturn.addr, PASS, true),
         turn_config(coturn.addr, PASS, true),
@@ -516,10 +541,110 @@ fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
     let selected = pair.p1.stats().selected_pair.unwrap();
     assert!(!pair.p1.local_addresses().contains(&selected.local));
     assert!(!pair.p2.local_addresses().contains(&selected.remote));
+    // DTLS went to the peer on a bound channel (ChannelData), ICE checks in Send indications.
+    let log = coturn.log();
+    assert_eq!(
+        log.matches("CHANNEL_BIND processed, success").count(),
+        2,
+        "{log}"
+    );
     pair.p1.close();
     pair.until("p2 closed", DEADLINE, |p| {
         p.p2.connection_state() == ConnectionState::Closed
     });
+}
+
+/// Gathers on a fresh peer: whether it got a relayed candidate, and its errors' codes.
+fn relay_gathered(server: SocketAddr) -> (PeerConnection, bool, Vec<u16>) {
+    let mut pc = offering(turn_config(server, PASS, false));
+    let (events, _) = gather(&mut pc, DEADLINE);
+    let relayed = candidates(&events).iter().any(|l| l.contains("typ relay"));
+    let codes = candidate_errors(&events)
+        .iter()
+        .map(|e| e.error_code)
+        .collect();
+    (pc, relayed, codes)
+}
+
+#[test]
+fn close_and_drop_release_the_turn_allocation() {
+    // One allocation at a time for the user: the next one succeeds only once the last is
+    // released. coturn frees the quota a moment after the deallocation, not at once; without
+    // it, only when the 600 s lifetime runs out.
+    let coturn = start_coturn_with(&["--user-quota=1"]);
+    let (mut first, relayed, codes) = relay_gathered(coturn.addr);
+    assert!(relayed && codes.is_empty(), "{codes:?}");
+    let (_, relayed, codes) = relay_gathered(coturn.addr);
+    assert!(!relayed, "the quota is not enforced");
+    assert_eq!(codes, [486]);
+    let allocate_again = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let (pc, relayed, codes) = relay_gathered(coturn.addr);
+            if relayed {
+                return pc;
+            }
+            assert_eq!(codes, [486]);
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what} kept the allocation"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    first.close();
+    let second = allocate_again("close");
+    drop(second);
+    allocate_again("drop");
+}
+
+#[test]
+fn allocation_is_refreshed_while_the_connection_lives() {
+    // The server grants 3 s: without refreshes the relay would be gone before the end.
+    let coturn = start_coturn_with(&["--max-allocate-lifetime=3", "--verbose"]);
+    let mut pair = Pair::new(
+        turn_config(coturn.addr, PASS, true),
+        turn_config(coturn.addr, PASS, true),
+    );
+    pair.open();
+    let start = Instant::now();
+    let mut sent = 0u32;
+    let mut received = 0u32;
+    while start.elapsed() < Duration::from_secs(7) {
+        pair.step();
+        if start.elapsed().as_millis() as u32 / 100 > sent {
+            sent += 1;
+            let (ch1, ch2) = (pair.ch1, pair.ch2);
+            pair.p1.channel(ch1).unwrap().send_text("tick").unwrap();
+            pair.p2.channel(ch2).unwrap().send_text("tock").unwrap();
+        }
+        let (ch1, ch2) = (pair.ch1, pair.ch2);
+        while pair.p2.channel(ch2).unwrap().get_packet().is_some() {
+            received += 1;
+        }
+        while pair.p1.channel(ch1).unwrap().get_packet().is_some() {
+            received += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pair.until("the last ticks", DEADLINE, |p| {
+        let (ch1, ch2) = (p.ch1, p.ch2);
+        while p.p2.channel(ch2).unwrap().get_packet().is_some() {
+            received += 1;
+        }
+        while p.p1.channel(ch1).unwrap().get_packet().is_some() {
+            received += 1;
+        }
+        received == 2 * sent
+    });
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
+    let log = coturn.log();
+    // Each peer refreshes at half the lifetime: at least twice in 7 s.
+    assert!(log.matches("refreshed, ").count() >= 4, "{log}");
+    assert!(pair
+        .events1
+        .iter()
+        .all(|e| !matches!(e, Event::IceCandidateError(_))));
 }
 
 #[test]
