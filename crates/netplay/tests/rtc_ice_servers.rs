@@ -515,6 +515,30 @@ fn turn_server_gives_relay_candidate_next_to_host() {
 }
 
 #[test]
+fn stun_and_turn_on_one_server_share_the_host_socket() {
+    // Browsers' usual configuration: the same server as `stun:` and `turn:`. Each answer goes
+    // to the request it answers.
+    let coturn = start_coturn();
+    let mut pc = offering(PeerConfig {
+        ice_servers: vec![
+            IceServer::stun(format!("stun:{}", coturn.addr)),
+            IceServer::turn(format!("turn:{}", coturn.addr), USER, PASS),
+        ],
+        ..PeerConfig::loopback()
+    });
+    let (events, took) = gather(&mut pc, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(candidate_errors(&events).is_empty(), "{events:?}");
+    let lines = candidates(&events);
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(7).unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["host", "relay"], "{lines:?}");
+    assert_eq!(pc.stats().packets_discarded, 0);
+}
+
+#[test]
 fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
     let coturn = start_coturn_with(&["--verbose"]);
     let mut pair = Pair::new(
