@@ -26,9 +26,9 @@ use super::gather::{
 };
 use super::ice_sources;
 
-/// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 /// Most datagrams kept while waiting for the answer to our offer.
 const MAX_EARLY_DATAGRAMS: usize = 64;
+/// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 const MAX_DATAGRAMS_PER_POLL: usize = 4096;
 /// Engine outputs handled in one drain at most (a guard, never reached in practice).
 const MAX_OUTPUTS_PER_DRAIN: usize = 1 << 20;
