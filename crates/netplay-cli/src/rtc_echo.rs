@@ -359,12 +359,15 @@ impl Peer {
         }
         let ids: Vec<ChannelId> = self.pc.channel_ids().collect();
         for id in ids {
-            loop {
-                let Some(mut ch) = self.pc.channel(id) else {
-                    break;
-                };
+            while let Some(mut ch) = self.pc.channel(id) {
                 let Some(data) = ch.get_packet() else { break };
                 let text = ch.was_string_packet();
+                if data.is_empty() {
+                    // See docs/PROTOCOL.md, "Empty messages".
+                    let kind = if text { "text" } else { "binary" };
+                    eprintln!("rtc-echo: an empty {kind} message came; it cannot be echoed");
+                    continue;
+                }
                 match self.send(id, text, &data) {
                     Ok(()) => {}
                     Err(RtcError::BufferFull { .. }) => {
