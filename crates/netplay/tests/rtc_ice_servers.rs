@@ -9,189 +9,20 @@
 //! gives the answers coturn cannot give on loopback (a mapped address other than the host's).
 #![cfg(feature = "webrtc")]
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use common::coturn::{free_port, Coturn, PASS, USER};
+use common::rtc::{candidates, gather, gather_with, values, Pair};
 use netplay::rtc::{
     CandidateError, ChannelId, ConnectionState, DataChannelOptions, Error, Event, GatheringState,
-    IceServer, PeerConfig, PeerConnection, ReadyState,
+    IceServer, PeerConfig, PeerConnection,
 };
-use netplay::stun::{
-    Action, Attribute, Class, ClientTransaction, Message, MessageType, Method, TransactionId,
-};
+use netplay::stun::{Attribute, Class, Message, MessageType, Method, TransactionId};
 
-const USER: &str = "netplay";
-const PASS: &str = "correct horse";
-const REALM: &str = "netplay.test";
 const DEADLINE: Duration = Duration::from_secs(15);
-
-// ---------------------------------------------------------------------------------------------
-// coturn
-
-/// The `turnserver` binary: `$NETPLAY_TURNSERVER`, else the first on `PATH`.
-fn turnserver_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NETPLAY_TURNSERVER") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "NETPLAY_TURNSERVER={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("turnserver"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "no `turnserver` on PATH and NETPLAY_TURNSERVER is not set: install coturn \
-                 (scripts/setup-system.sh does)"
-            )
-        })
-}
-
-/// A running coturn, killed and reaped on drop; its log is printed if the test failed.
-struct Coturn {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Coturn {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("turnserver.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            if let Ok(log) = std::fs::read_to_string(self.dir.join("turnserver.log")) {
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                eprintln!("--- turnserver log (last lines) ---");
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// Starts coturn on 127.0.0.1 with user `USER`:`PASS` in realm `REALM`, relaying on loopback
-/// only, with `extra` flags, and waits until it answers a Binding request. A port taken
-/// between choosing and binding it (tests run in parallel) means another try on another port.
-fn start_coturn_with(extra: &[&str]) -> Coturn {
-    for _ in 0..3 {
-        let mut server = spawn_coturn(extra);
-        if wait_ready(&mut server) {
-            return server;
-        }
-        eprintln!(
-            "turnserver did not answer on {}; trying another port",
-            server.addr
-        );
-    }
-    panic!("turnserver did not answer on three ports");
-}
-
-fn start_coturn() -> Coturn {
-    start_coturn_with(&[])
-}
-
-fn spawn_coturn(extra: &[&str]) -> Coturn {
-    static SERVERS: AtomicU16 = AtomicU16::new(0);
-    let n = SERVERS.fetch_add(1, Ordering::Relaxed) % 20;
-    let binary = turnserver_binary();
-    let dir = std::env::temp_dir().join(format!(
-        "netplay-ice-servers-{}-{n}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    let port = free_port();
-    // A relay port range of its own per server, below the ephemeral ports.
-    let base = 12_000 + ((std::process::id() % 20) as u16 * 20 + n) * 50;
-    let log = std::fs::File::create(dir.join("turnserver.log")).expect("create the log file");
-    let path = |name: &str| dir.join(name).display().to_string();
-    let mut cmd = Command::new(&binary);
-    cmd.args([
-        "-n",
-        "--listening-ip=127.0.0.1",
-        "--relay-ip=127.0.0.1",
-        &format!("--listening-port={port}"),
-        &format!("--min-port={base}"),
-        &format!("--max-port={}", base + 49),
-        "--lt-cred-mech",
-        &format!("--user={USER}:{PASS}"),
-        &format!("--realm={REALM}"),
-        "--allow-loopback-peers",
-        "--no-tls",
-        "--no-dtls",
-        "--no-tcp-relay",
-        "--no-cli",
-        "--no-rfc5780",
-        &format!("--userdb={}", path("turndb")),
-        &format!("--pidfile={}", path("turnserver.pid")),
-        "--log-file=stdout",
-        "--simple-log",
-    ])
-    .args(extra)
-    .stdin(Stdio::null())
-    .stdout(log.try_clone().expect("clone the log file"))
-    .stderr(log);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-    Coturn {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        dir,
-    }
-}
-
-/// Whether the server answers a Binding request within 10 s.
-fn wait_ready(server: &mut Coturn) -> bool {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 1500];
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("turnserver exited at start: {status}");
-        }
-        let mut tx = ClientTransaction::binding();
-        let Action::Transmit(request) = tx.poll(Duration::ZERO) else {
-            unreachable!()
-        };
-        let _ = socket.send_to(request, server.addr);
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
-            if Message::decode(&buf[..n]).is_ok_and(|m| tx.handle_response(&m)) {
-                return true;
-            }
-        }
-    }
-    false
-}
 
 // ---------------------------------------------------------------------------------------------
 // Peers
@@ -211,25 +42,8 @@ fn turn_config(server: SocketAddr, password: &str, relay_only: bool) -> PeerConf
     }
 }
 
-/// The candidate lines among `events`.
-fn candidates(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::IceCandidateCreated { candidate, .. } => Some(candidate.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn candidate_errors(events: &[Event]) -> Vec<CandidateError> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::IceCandidateError(error) => Some(error.clone()),
-            _ => None,
-        })
-        .collect()
+    values!(events, Event::IceCandidateError)
 }
 
 /// A peer with one negotiated channel that has created its offer.
@@ -241,137 +55,43 @@ fn offering(config: PeerConfig) -> PeerConnection {
     pc
 }
 
-/// Polls `pc` until gathering completes; returns the events and how long it took.
-fn gather(pc: &mut PeerConnection, limit: Duration) -> (Vec<Event>, Duration) {
-    let start = Instant::now();
-    let mut events = Vec::new();
-    loop {
-        pc.poll();
-        events.extend(std::iter::from_fn(|| pc.poll_event()));
-        if pc.gathering_state() == GatheringState::Complete {
-            return (events, start.elapsed());
-        }
-        assert!(
-            start.elapsed() < limit,
-            "gathering did not complete within {limit:?}: {events:?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// Two peers with a negotiated reliable channel, `p1` offering; its channels (p1's, p2's).
+fn chat_pair(config1: PeerConfig, config2: PeerConfig) -> (Pair, ChannelId, ChannelId) {
+    let mut pair = Pair::new(config1, config2);
+    pair.deadline = DEADLINE;
+    let (ch1, ch2) = pair.create_channel("chat", DataChannelOptions::negotiated(1));
+    pair.offer();
+    (pair, ch1, ch2)
 }
 
-/// Two peers with the signaling wired directly, and the events each produced.
-struct Pair {
-    p1: PeerConnection,
-    p2: PeerConnection,
-    events1: Vec<Event>,
-    events2: Vec<Event>,
-    ch1: ChannelId,
-    ch2: ChannelId,
-}
-
-impl Pair {
-    /// Two peers with a negotiated reliable channel; `p1` offers.
-    fn new(config1: PeerConfig, config2: PeerConfig) -> Pair {
-        let mut p1 = PeerConnection::new(config1).unwrap();
-        let mut p2 = PeerConnection::new(config2).unwrap();
-        let ch1 = p1
-            .create_data_channel("chat", DataChannelOptions::negotiated(1))
-            .unwrap();
-        let ch2 = p2
-            .create_data_channel("chat", DataChannelOptions::negotiated(1))
-            .unwrap();
-        p1.create_offer().unwrap();
-        Pair {
-            p1,
-            p2,
-            events1: Vec::new(),
-            events2: Vec::new(),
-            ch1,
-            ch2,
+/// Sends text, binary and a 256 KiB message from `p1` to `p2` (or back) and checks they
+/// arrive intact, in order, with their types.
+fn exchange(pair: &mut Pair, ch1: ChannelId, ch2: ChannelId, forward: bool) {
+    let big: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (from, to) = if forward { (ch1, ch2) } else { (ch2, ch1) };
+    {
+        let sender = if forward { &mut pair.p1 } else { &mut pair.p2 };
+        let mut c = sender.channel(from).unwrap();
+        c.send_text("hello through the relay").unwrap();
+        c.send_binary(&[0, 1, 2, 0xff]).unwrap();
+        c.send_binary(&big).unwrap();
+    }
+    let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
+    pair.until("three messages", |p| {
+        let receiver = if forward { &mut p.p2 } else { &mut p.p1 };
+        let mut c = receiver.channel(to).unwrap();
+        while let Some(packet) = c.get_packet() {
+            got.push((packet, c.was_string_packet()));
         }
-    }
-
-    fn relay(from: &mut PeerConnection, to: &mut PeerConnection, log: &mut Vec<Event>) {
-        while let Some(event) = from.poll_event() {
-            match &event {
-                Event::SessionDescriptionCreated { kind, sdp } => {
-                    from.set_local_description(*kind, sdp).unwrap();
-                    to.set_remote_description(*kind, sdp).unwrap();
-                }
-                Event::IceCandidateCreated {
-                    mid,
-                    index,
-                    candidate,
-                } => to.add_ice_candidate(mid, *index, candidate).unwrap(),
-                _ => {}
-            }
-            log.push(event);
-        }
-    }
-
-    fn step(&mut self) {
-        self.p1.poll();
-        self.p2.poll();
-        Pair::relay(&mut self.p1, &mut self.p2, &mut self.events1);
-        Pair::relay(&mut self.p2, &mut self.p1, &mut self.events2);
-    }
-
-    /// Steps until `done` holds; panics at the deadline.
-    fn until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&mut Pair) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {:?} / {:?}",
-                self.events1,
-                self.events2
-            );
-            self.step();
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    fn open(&mut self) {
-        let (ch1, ch2) = (self.ch1, self.ch2);
-        self.until("both channels open", DEADLINE, |p| {
-            p.p1.channel(ch1).unwrap().ready_state() == ReadyState::Open
-                && p.p2.channel(ch2).unwrap().ready_state() == ReadyState::Open
-        });
-    }
-
-    /// Sends text, binary and a 256 KiB message from `p1` to `p2` (or back) and checks they
-    /// arrive intact, in order, with their types.
-    fn exchange(&mut self, forward: bool) {
-        let big: Vec<u8> = (0..256 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
-        let (from, to) = if forward {
-            (self.ch1, self.ch2)
-        } else {
-            (self.ch2, self.ch1)
-        };
-        {
-            let sender = if forward { &mut self.p1 } else { &mut self.p2 };
-            let mut c = sender.channel(from).unwrap();
-            c.send_text("hello through the relay").unwrap();
-            c.send_binary(&[0, 1, 2, 0xff]).unwrap();
-            c.send_binary(&big).unwrap();
-        }
-        let mut got: Vec<(Vec<u8>, bool)> = Vec::new();
-        self.until("three messages", DEADLINE, |p| {
-            let receiver = if forward { &mut p.p2 } else { &mut p.p1 };
-            let mut c = receiver.channel(to).unwrap();
-            while let Some(packet) = c.get_packet() {
-                got.push((packet, c.was_string_packet()));
-            }
-            got.len() >= 3
-        });
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0], (b"hello through the relay".to_vec(), true));
-        assert_eq!(got[1], (vec![0, 1, 2, 0xff], false));
-        assert!(!got[2].1);
-        assert!(got[2].0 == big, "the 256 KiB message arrived altered");
-    }
+        got.len() >= 3
+    });
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], (b"hello through the relay".to_vec(), true));
+    assert_eq!(got[1], (vec![0, 1, 2, 0xff], false));
+    assert!(!got[2].1);
+    assert!(got[2].0 == big, "the 256 KiB message arrived altered");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,7 +110,7 @@ fn binding_answer(id: TransactionId, mapped: SocketAddr) -> Vec<u8> {
 
 #[test]
 fn stun_server_answers_and_gathering_completes_promptly() {
-    let coturn = start_coturn();
+    let coturn = Coturn::start(&[]);
     let mut pc = offering(stun_config(coturn.addr));
     // The default gives an unanswered server 39.5 s: completing in a few means it answered.
     assert_eq!(
@@ -416,14 +136,9 @@ fn mapped_address_other_than_host_is_announced_as_srflx_with_host_raddr() {
     let mut pc = offering(stun_config(server.local_addr().unwrap()));
     let host = pc.local_addresses()[0];
     let mapped: SocketAddr = "127.0.0.9:4321".parse().unwrap();
-    let start = Instant::now();
-    let mut events = Vec::new();
     let mut buf = [0u8; 1500];
     let mut answered = false;
-    while pc.gathering_state() != GatheringState::Complete {
-        assert!(start.elapsed() < DEADLINE, "gathering never completed");
-        pc.poll();
-        events.extend(std::iter::from_fn(|| pc.poll_event()));
+    let (events, _) = gather_with(&mut pc, DEADLINE, |_| {
         if let Ok((n, from)) = server.recv_from(&mut buf) {
             assert_eq!(from, host);
             let request = Message::decode(&buf[..n]).unwrap();
@@ -458,9 +173,7 @@ fn mapped_address_other_than_host_is_announced_as_srflx_with_host_raddr() {
                 answered = true;
             }
         }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    events.extend(std::iter::from_fn(|| pc.poll_event()));
+    });
     assert!(answered);
     assert!(candidate_errors(&events).is_empty(), "{events:?}");
     let lines = candidates(&events);
@@ -499,7 +212,7 @@ fn unreachable_stun_server_gives_up_at_ice_server_timeout() {
 
 #[test]
 fn turn_server_gives_relay_candidate_next_to_host() {
-    let coturn = start_coturn();
+    let coturn = Coturn::start(&[]);
     let mut pc = offering(turn_config(coturn.addr, PASS, false));
     let (events, took) = gather(&mut pc, Duration::from_secs(10));
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -518,7 +231,7 @@ fn turn_server_gives_relay_candidate_next_to_host() {
 fn stun_and_turn_on_one_server_share_the_host_socket() {
     // Browsers' usual configuration: the same server as `stun:` and `turn:`. Each answer goes
     // to the request it answers.
-    let coturn = start_coturn();
+    let coturn = Coturn::start(&[]);
     let mut pc = offering(PeerConfig {
         ice_servers: vec![
             IceServer::stun(format!("stun:{}", coturn.addr)),
@@ -540,12 +253,12 @@ fn stun_and_turn_on_one_server_share_the_host_socket() {
 
 #[test]
 fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
-    let coturn = start_coturn_with(&["--verbose"]);
-    let mut pair = Pair::new(
+    let coturn = Coturn::start(&["--verbose"]);
+    let (mut pair, ch1, ch2) = chat_pair(
         turn_config(coturn.addr, PASS, true),
         turn_config(coturn.addr, PASS, true),
     );
-    pair.open();
+    pair.open(ch1, ch2);
     for (name, events) in [("p1", &pair.events1), ("p2", &pair.events2)] {
         let lines = candidates(events);
         assert!(!lines.is_empty(), "{name}: no candidates");
@@ -556,10 +269,10 @@ fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
         assert!(candidate_errors(events).is_empty(), "{name}: {events:?}");
     }
     assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
-    pair.exchange(true);
-    pair.exchange(false);
+    exchange(&mut pair, ch1, ch2, true);
+    exchange(&mut pair, ch1, ch2, false);
     // The selected pair runs between the two relayed addresses, not the host sockets.
-    pair.until("stats of the selected pair", DEADLINE, |p| {
+    pair.until("stats of the selected pair", |p| {
         p.p1.stats().selected_pair.is_some()
     });
     let selected = pair.p1.stats().selected_pair.unwrap();
@@ -573,7 +286,7 @@ fn relay_only_peers_connect_through_coturn_and_carry_data_both_ways() {
         "{log}"
     );
     pair.p1.close();
-    pair.until("p2 closed", DEADLINE, |p| {
+    pair.until("p2 closed", |p| {
         p.p2.connection_state() == ConnectionState::Closed
     });
 }
@@ -595,7 +308,7 @@ fn close_and_drop_release_the_turn_allocation() {
     // One allocation at a time for the user: the next one succeeds only once the last is
     // released. coturn frees the quota a moment after the deallocation, not at once; without
     // it, only when the 600 s lifetime runs out.
-    let coturn = start_coturn_with(&["--user-quota=1"]);
+    let coturn = Coturn::start(&["--user-quota=1"]);
     let (mut first, relayed, codes) = relay_gathered(coturn.addr);
     assert!(relayed && codes.is_empty(), "{codes:?}");
     let (_, relayed, codes) = relay_gathered(coturn.addr);
@@ -625,12 +338,23 @@ fn close_and_drop_release_the_turn_allocation() {
 #[test]
 fn allocation_is_refreshed_while_the_connection_lives() {
     // The server grants 3 s: without refreshes the relay would be gone before the end.
-    let coturn = start_coturn_with(&["--max-allocate-lifetime=3", "--verbose"]);
-    let mut pair = Pair::new(
+    let coturn = Coturn::start(&["--max-allocate-lifetime=3", "--verbose"]);
+    let (mut pair, ch1, ch2) = chat_pair(
         turn_config(coturn.addr, PASS, true),
         turn_config(coturn.addr, PASS, true),
     );
-    pair.open();
+    pair.open(ch1, ch2);
+    // Every message either peer has received so far.
+    let drain = |pair: &mut Pair| {
+        let mut n = 0;
+        while pair.p2.channel(ch2).unwrap().get_packet().is_some() {
+            n += 1;
+        }
+        while pair.p1.channel(ch1).unwrap().get_packet().is_some() {
+            n += 1;
+        }
+        n
+    };
     let start = Instant::now();
     let mut sent = 0u32;
     let mut received = 0u32;
@@ -638,27 +362,14 @@ fn allocation_is_refreshed_while_the_connection_lives() {
         pair.step();
         if start.elapsed().as_millis() as u32 / 100 > sent {
             sent += 1;
-            let (ch1, ch2) = (pair.ch1, pair.ch2);
             pair.p1.channel(ch1).unwrap().send_text("tick").unwrap();
             pair.p2.channel(ch2).unwrap().send_text("tock").unwrap();
         }
-        let (ch1, ch2) = (pair.ch1, pair.ch2);
-        while pair.p2.channel(ch2).unwrap().get_packet().is_some() {
-            received += 1;
-        }
-        while pair.p1.channel(ch1).unwrap().get_packet().is_some() {
-            received += 1;
-        }
+        received += drain(&mut pair);
         std::thread::sleep(Duration::from_millis(1));
     }
-    pair.until("the last ticks", DEADLINE, |p| {
-        let (ch1, ch2) = (p.ch1, p.ch2);
-        while p.p2.channel(ch2).unwrap().get_packet().is_some() {
-            received += 1;
-        }
-        while p.p1.channel(ch1).unwrap().get_packet().is_some() {
-            received += 1;
-        }
+    pair.until("the last ticks", |p| {
+        received += drain(p);
         received == 2 * sent
     });
     assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
@@ -673,19 +384,20 @@ fn allocation_is_refreshed_while_the_connection_lives() {
 
 #[test]
 fn relay_only_peer_connects_to_a_host_only_peer() {
-    let coturn = start_coturn();
-    let mut pair = Pair::new(turn_config(coturn.addr, PASS, true), PeerConfig::loopback());
-    pair.open();
+    let coturn = Coturn::start(&[]);
+    let (mut pair, ch1, ch2) =
+        chat_pair(turn_config(coturn.addr, PASS, true), PeerConfig::loopback());
+    pair.open(ch1, ch2);
     assert!(candidates(&pair.events1)
         .iter()
         .all(|l| l.contains("typ relay")));
-    pair.exchange(true);
-    pair.exchange(false);
+    exchange(&mut pair, ch1, ch2, true);
+    exchange(&mut pair, ch1, ch2, false);
 }
 
 #[test]
 fn wrong_turn_password_is_reported_and_gathering_completes_without_relay() {
-    let coturn = start_coturn();
+    let coturn = Coturn::start(&[]);
     let mut pc = offering(turn_config(coturn.addr, "wrong", false));
     let (events, took) = gather(&mut pc, Duration::from_secs(10));
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -700,9 +412,9 @@ fn wrong_turn_password_is_reported_and_gathering_completes_without_relay() {
 
 #[test]
 fn relay_only_with_wrong_turn_password_fails_within_connect_timeout() {
-    let coturn = start_coturn();
+    let coturn = Coturn::start(&[]);
     let connect_timeout = Duration::from_secs(2);
-    let mut pair = Pair::new(
+    let (mut pair, _, _) = chat_pair(
         PeerConfig {
             connect_timeout,
             ..turn_config(coturn.addr, "wrong", true)
@@ -713,7 +425,7 @@ fn relay_only_with_wrong_turn_password_fails_within_connect_timeout() {
         },
     );
     let start = Instant::now();
-    pair.until("p1 failed", Duration::from_secs(6), |p| {
+    pair.until_within("p1 failed", Duration::from_secs(6), |p| {
         p.p1.connection_state() == ConnectionState::Failed
     });
     assert!(start.elapsed() < connect_timeout + Duration::from_secs(2));

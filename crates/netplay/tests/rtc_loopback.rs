@@ -11,112 +11,12 @@ use netplay::rtc::{
     SignalingState, SourceTransmit, WriteMode,
 };
 
-const DEADLINE: Duration = Duration::from_secs(10);
+mod common;
 
-/// Two peers and the events each produced, with the signaling wired directly.
-struct Pair {
-    p1: PeerConnection,
-    p2: PeerConnection,
-    events1: Vec<Event>,
-    events2: Vec<Event>,
-    /// Relay the candidates (off: the peers never find each other).
-    relay_candidates: bool,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        Pair::with_config(PeerConfig::loopback())
-    }
-
-    fn with_config(config: PeerConfig) -> Pair {
-        Pair {
-            p1: PeerConnection::new(config.clone()).unwrap(),
-            p2: PeerConnection::new(config).unwrap(),
-            events1: Vec::new(),
-            events2: Vec::new(),
-            relay_candidates: true,
-        }
-    }
-
-    fn relay(
-        from: &mut PeerConnection,
-        to: &mut PeerConnection,
-        log: &mut Vec<Event>,
-        candidates: bool,
-    ) {
-        while let Some(event) = from.poll_event() {
-            match &event {
-                Event::SessionDescriptionCreated { kind, sdp } => {
-                    from.set_local_description(*kind, sdp).unwrap();
-                    to.set_remote_description(*kind, sdp).unwrap();
-                }
-                Event::IceCandidateCreated {
-                    mid,
-                    index,
-                    candidate,
-                } if candidates => to.add_ice_candidate(mid, *index, candidate).unwrap(),
-                _ => {}
-            }
-            log.push(event);
-        }
-    }
-
-    /// One round: poll both, relay both ways.
-    fn step(&mut self) {
-        self.p1.poll();
-        self.p2.poll();
-        Pair::relay(
-            &mut self.p1,
-            &mut self.p2,
-            &mut self.events1,
-            self.relay_candidates,
-        );
-        Pair::relay(
-            &mut self.p2,
-            &mut self.p1,
-            &mut self.events2,
-            self.relay_candidates,
-        );
-    }
-
-    /// Steps until `done` holds; panics at the deadline.
-    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Pair) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        while !done(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.step();
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    fn open(&mut self, ch1: ChannelId, ch2: ChannelId) {
-        self.until("both channels open", |p| {
-            p.p1.channel(ch1).unwrap().ready_state() == ReadyState::Open
-                && p.p2.channel(ch2).unwrap().ready_state() == ReadyState::Open
-        });
-    }
-}
-
-fn connection_states(events: &[Event]) -> Vec<ConnectionState> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ConnectionStateChanged(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
-}
+use common::rtc::{candidates, connected_pair, gather, values, Pair, DEADLINE};
 
 fn negotiated_pair(options: DataChannelOptions) -> (Pair, ChannelId, ChannelId) {
-    let mut pair = Pair::new();
-    let ch1 = pair
-        .p1
-        .create_data_channel("chat", options.clone())
-        .unwrap();
-    let ch2 = pair.p2.create_data_channel("chat", options).unwrap();
-    pair.p1.create_offer().unwrap();
-    pair.open(ch1, ch2);
-    (pair, ch1, ch2)
+    connected_pair(PeerConfig::loopback(), options)
 }
 
 fn receive_one(pair: &mut Pair, on_p2: bool, ch: ChannelId) -> (Vec<u8>, bool) {
@@ -160,24 +60,9 @@ fn negotiated_channel_carries_messages_both_ways() {
 #[test]
 fn states_follow_the_offer_answer_sequence() {
     let (pair, _, _) = negotiated_pair(DataChannelOptions::negotiated(1));
-    let signaling = |events: &[Event]| -> Vec<SignalingState> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::SignalingStateChanged(s) => Some(*s),
-                _ => None,
-            })
-            .collect()
-    };
-    let gathering = |events: &[Event]| -> Vec<GatheringState> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::GatheringStateChanged(s) => Some(*s),
-                _ => None,
-            })
-            .collect()
-    };
+    let connection_states = |events: &[Event]| values!(events, Event::ConnectionStateChanged);
+    let signaling = |events: &[Event]| values!(events, Event::SignalingStateChanged);
+    let gathering = |events: &[Event]| values!(events, Event::GatheringStateChanged);
     use ConnectionState::*;
     assert_eq!(connection_states(&pair.events1), [Connecting, Connected]);
     assert_eq!(connection_states(&pair.events2), [Connecting, Connected]);
@@ -212,7 +97,7 @@ fn states_follow_the_offer_answer_sequence() {
 
 #[test]
 fn in_band_channel_is_received_with_its_options() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::loopback();
     let options = DataChannelOptions {
         ordered: false,
         max_retransmits: Some(3),
@@ -220,16 +105,8 @@ fn in_band_channel_is_received_with_its_options() {
         ..DataChannelOptions::default()
     };
     let ch1 = pair.p1.create_data_channel("inband", options).unwrap();
-    pair.p1.create_offer().unwrap();
-    let mut received = None;
-    pair.until("DataChannelReceived", |p| {
-        received = p.events2.iter().find_map(|e| match e {
-            Event::DataChannelReceived(id) => Some(*id),
-            _ => None,
-        });
-        received.is_some()
-    });
-    let ch2 = received.unwrap();
+    pair.offer();
+    let ch2 = pair.received_channel(true);
     pair.open(ch1, ch2);
     {
         let mut c = pair.p2.channel(ch2).unwrap();
@@ -254,15 +131,7 @@ fn in_band_channel_created_after_connecting_opens_without_renegotiation() {
         .p2
         .create_data_channel("late", DataChannelOptions::default())
         .unwrap();
-    let mut received = None;
-    pair.until("DataChannelReceived on p1", |p| {
-        received = p.events1.iter().find_map(|e| match e {
-            Event::DataChannelReceived(id) => Some(*id),
-            _ => None,
-        });
-        received.is_some()
-    });
-    let remote = received.unwrap();
+    let remote = pair.received_channel(false);
     pair.open(remote, late);
     assert_eq!(pair.p1.channel(remote).unwrap().label(), "late");
     pair.p2.channel(late).unwrap().put_packet(b"late").unwrap();
@@ -347,15 +216,8 @@ fn one_mebibyte_arrives_intact_through_back_pressure() {
         ..PeerConfig::loopback()
     };
     let mut pair = Pair::with_config(config);
-    let ch1 = pair
-        .p1
-        .create_data_channel("bulk", DataChannelOptions::negotiated(7))
-        .unwrap();
-    let ch2 = pair
-        .p2
-        .create_data_channel("bulk", DataChannelOptions::negotiated(7))
-        .unwrap();
-    pair.p1.create_offer().unwrap();
+    let (ch1, ch2) = pair.create_channel("bulk", DataChannelOptions::negotiated(7));
+    pair.offer();
     pair.open(ch1, ch2);
 
     let data: Vec<u8> = (0..1024 * 1024u32)
@@ -453,16 +315,9 @@ fn channel_option_errors_are_typed() {
 
 #[test]
 fn malformed_descriptions_and_candidates_are_typed_errors() {
-    let mut pair = Pair::new();
-    let ch1 = pair
-        .p1
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    let ch2 = pair
-        .p2
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    pair.p1.create_offer().unwrap();
+    let mut pair = Pair::loopback();
+    let (ch1, ch2) = pair.create_channel("chat", DataChannelOptions::negotiated(1));
+    pair.offer();
     let (kind, offer) = loop {
         match pair.p1.poll_event().unwrap() {
             Event::SessionDescriptionCreated { kind, sdp } => break (kind, sdp),
@@ -555,17 +410,7 @@ fn vanished_remote_goes_disconnected_then_failed_in_bounded_time() {
         ice_failed_timeout: Duration::from_millis(900),
         ..PeerConfig::loopback()
     };
-    let mut pair = Pair::with_config(config);
-    let ch1 = pair
-        .p1
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    let ch2 = pair
-        .p2
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    pair.p1.create_offer().unwrap();
-    pair.open(ch1, ch2);
+    let (mut pair, ch1, _) = connected_pair(config, DataChannelOptions::negotiated(1));
     // Mid-transfer: a reliable stream is flowing when p2 stops answering.
     for _ in 0..20 {
         pair.p1
@@ -602,7 +447,7 @@ fn vanished_remote_goes_disconnected_then_failed_in_bounded_time() {
         failed_at >= Duration::from_millis(800) && failed_at < Duration::from_secs(3),
         "failed after {failed_at:?}"
     );
-    let states = connection_states(&pair.events1);
+    let states = values!(pair.events1, Event::ConnectionStateChanged);
     assert_eq!(
         &states[states.len() - 3..],
         [
@@ -625,13 +470,8 @@ fn connection_without_candidates_fails_after_the_connect_timeout() {
     };
     let mut pair = Pair::with_config(config);
     pair.relay_candidates = false;
-    pair.p1
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    pair.p2
-        .create_data_channel("chat", DataChannelOptions::negotiated(1))
-        .unwrap();
-    pair.p1.create_offer().unwrap();
+    pair.create_channel("chat", DataChannelOptions::negotiated(1));
+    pair.offer();
     let start = Instant::now();
     pair.until("Failed", |p| {
         p.p1.connection_state() == ConnectionState::Failed
@@ -668,24 +508,10 @@ fn close_closes_the_connection_and_channels_on_both_sides() {
 
 #[test]
 fn closing_one_channel_leaves_the_others_open() {
-    let mut pair = Pair::new();
-    let a1 = pair
-        .p1
-        .create_data_channel("a", DataChannelOptions::negotiated(1))
-        .unwrap();
-    let b1 = pair
-        .p1
-        .create_data_channel("b", DataChannelOptions::negotiated(2))
-        .unwrap();
-    let a2 = pair
-        .p2
-        .create_data_channel("a", DataChannelOptions::negotiated(1))
-        .unwrap();
-    let b2 = pair
-        .p2
-        .create_data_channel("b", DataChannelOptions::negotiated(2))
-        .unwrap();
-    pair.p1.create_offer().unwrap();
+    let mut pair = Pair::loopback();
+    let (a1, a2) = pair.create_channel("a", DataChannelOptions::negotiated(1));
+    let (b1, b2) = pair.create_channel("b", DataChannelOptions::negotiated(2));
+    pair.offer();
     pair.open(a1, a2);
     pair.open(b1, b2);
     pair.p1.channel(a1).unwrap().close();
@@ -731,6 +557,18 @@ struct FakeStunSource {
     probe_sent: bool,
     found: Option<LocalCandidate>,
     announced: bool,
+}
+
+impl FakeStunSource {
+    fn new(server: std::net::SocketAddr) -> FakeStunSource {
+        FakeStunSource {
+            server,
+            local: None,
+            probe_sent: false,
+            found: None,
+            announced: false,
+        }
+    }
 }
 
 impl CandidateSource for FakeStunSource {
@@ -794,14 +632,8 @@ fn candidate_source_hook_intercepts_datagrams_and_adds_candidates() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-    pc.add_candidate_source(Box::new(FakeStunSource {
-        server: server.local_addr().unwrap(),
-        local: None,
-        probe_sent: false,
-        found: None,
-        announced: false,
-    }))
-    .unwrap();
+    pc.add_candidate_source(Box::new(FakeStunSource::new(server.local_addr().unwrap())))
+        .unwrap();
     pc.create_data_channel("chat", DataChannelOptions::negotiated(1))
         .unwrap();
     pc.create_offer().unwrap();
@@ -813,32 +645,14 @@ fn candidate_source_hook_intercepts_datagrams_and_adds_candidates() {
     assert_eq!(from, pc.local_addresses()[0]);
     server.send_to(b"reply", from).unwrap();
 
-    let deadline = Instant::now() + DEADLINE;
-    while pc.gathering_state() != GatheringState::Complete {
-        assert!(Instant::now() < deadline, "gathering never completed");
-        pc.poll();
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let events: Vec<Event> = std::iter::from_fn(|| pc.poll_event()).collect();
-    let lines: Vec<&str> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::IceCandidateCreated { candidate, .. } => Some(candidate.as_str()),
-            _ => None,
-        })
-        .collect();
+    let (events, _) = gather(&mut pc, DEADLINE);
+    let lines = candidates(&events);
     assert!(lines[0].contains("typ host"), "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("typ srflx")), "{lines:?}");
     // The reply was taken by the source, not counted as stray traffic.
     assert_eq!(pc.stats().packets_discarded, 0);
     assert!(matches!(
-        pc.add_candidate_source(Box::new(FakeStunSource {
-            server: server.local_addr().unwrap(),
-            local: None,
-            probe_sent: false,
-            found: None,
-            announced: false,
-        })),
+        pc.add_candidate_source(Box::new(FakeStunSource::new(server.local_addr().unwrap()))),
         Err(Error::InvalidState { .. })
     ));
 }

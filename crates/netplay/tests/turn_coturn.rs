@@ -5,159 +5,14 @@
 //! it at the end. The binary is found through `$NETPLAY_TURNSERVER` or on `PATH` (Debian package
 //! `coturn`, installed by `scripts/setup-system.sh`); without it the tests fail.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::coturn::{Coturn, PASS, USER};
 use netplay::stun::turn::{Handled, TurnClient, TurnConfig, TurnEvent, TurnFailure, TurnState};
-use netplay::stun::{Class, ClientTransaction, Message};
-
-const USER: &str = "netplay";
-const PASS: &str = "correct horse";
-const REALM: &str = "netplay.test";
-
-/// The `turnserver` binary: `$NETPLAY_TURNSERVER`, else the first on `PATH`.
-fn turnserver_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NETPLAY_TURNSERVER") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "NETPLAY_TURNSERVER={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("turnserver"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "no `turnserver` on PATH and NETPLAY_TURNSERVER is not set: install coturn \
-                 (scripts/setup-system.sh does)"
-            )
-        })
-}
-
-/// A running coturn, killed and reaped on drop; its log is printed if the test failed.
-struct Coturn {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            if let Ok(log) = std::fs::read_to_string(self.dir.join("turnserver.log")) {
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                eprintln!("--- turnserver log (last lines) ---");
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "netplay-coturn-{}-{tag}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
-}
-
-/// Starts coturn on 127.0.0.1 with user `USER`:`PASS` in realm `REALM`, relaying on loopback
-/// only, and waits until it answers a Binding request.
-fn start_coturn(tag: &str, extra: &[&str]) -> Coturn {
-    let binary = turnserver_binary();
-    let dir = temp_dir(tag);
-    let port = free_port();
-    // A relay port range of its own per server, away from the listening port.
-    let base = 20_000 + (std::process::id() % 200) as u16 * 100 + if tag == "a" { 0 } else { 50 };
-    let log = std::fs::File::create(dir.join("turnserver.log")).expect("create the log file");
-    let path = |name: &str| dir.join(name).display().to_string();
-    let mut cmd = Command::new(&binary);
-    cmd.args([
-        "-n", // no configuration file
-        "--listening-ip=127.0.0.1",
-        "--relay-ip=127.0.0.1",
-        &format!("--listening-port={port}"),
-        &format!("--min-port={base}"),
-        &format!("--max-port={}", base + 49),
-        "--lt-cred-mech",
-        &format!("--user={USER}:{PASS}"),
-        &format!("--realm={REALM}"),
-        "--allow-loopback-peers",
-        "--no-tls",
-        "--no-dtls",
-        "--no-tcp-relay",
-        "--no-cli",
-        "--no-rfc5780",
-        &format!("--userdb={}", path("turndb")),
-        &format!("--pidfile={}", path("turnserver.pid")),
-        "--log-file=stdout",
-        "--simple-log",
-        "--verbose",
-    ])
-    .args(extra)
-    .stdin(Stdio::null())
-    .stdout(log.try_clone().expect("clone the log file"))
-    .stderr(log);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-    let mut server = Coturn {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        dir,
-    };
-    wait_ready(&mut server);
-    server
-}
-
-fn wait_ready(server: &mut Coturn) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut buf = [0u8; 1500];
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("turnserver exited at start: {status}");
-        }
-        let mut tx = ClientTransaction::binding();
-        let netplay::stun::Action::Transmit(request) = tx.poll(Duration::ZERO) else {
-            unreachable!()
-        };
-        socket.send_to(request, server.addr).unwrap();
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
-            if Message::decode(&buf[..n]).is_ok_and(|m| tx.handle_response(&m)) {
-                return;
-            }
-        }
-    }
-    panic!("turnserver did not answer on {} within 15 s", server.addr);
-}
+use netplay::stun::{Class, Message};
 
 /// One TURN client on its own socket, with what it has seen.
 struct Endpoint {
@@ -289,7 +144,7 @@ fn relay(
 
 #[test]
 fn two_clients_relay_to_each_other_through_coturn() {
-    let server = start_coturn("a", &[]);
+    let server = Coturn::start(&["--verbose"]);
     let mut a = Endpoint::new("a", &server, PASS);
     let mut b = Endpoint::new("b", &server, PASS);
     let relayed = allocate(&mut [&mut a, &mut b]);
@@ -358,7 +213,7 @@ fn two_clients_relay_to_each_other_through_coturn() {
 #[test]
 fn wrong_password_fails_with_401_and_stale_nonce_is_retried() {
     // Nonces that go stale after 2 s, to see the client follow a 438.
-    let server = start_coturn("b", &["--stale-nonce=2"]);
+    let server = Coturn::start(&["--verbose", "--stale-nonce=2"]);
 
     let mut wrong = Endpoint::new("wrong", &server, "not the password");
     run_until(&mut [&mut wrong], "the allocation to fail", |es| {

@@ -37,8 +37,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  setLogName, log, ProtocolError, Failure, usage, parseArgs, parseIceUrl, send, Signaling,
-  parseCandidate, sdpMid, checkChannelList, isOrdered, msgOf, Driven, drivePlan, withTimeout,
+  setLogName, log, Failure, usage, parseArgs, parseIceUrl, send, sdpMid, channelInits,
+  SignalingSession, echoUntilBye, isOrdered, msgOf, Driven, drivePlan, withTimeout,
 } = require('./rtc_plan');
 
 setLogName('rtc_browser_peer.js');
@@ -165,24 +165,9 @@ function pageSide() {
     pc.ondatachannel = (e) => register(e.channel, true);
   };
 
-  // Creates the channels of the list (in-band ones only if inBand);
-  // returns [label, handle] pairs.
-  np.createChannels = (list, inBand) => {
-    const made = [];
-    for (const ch of list) {
-      if (!ch.negotiated && !inBand) continue;
-      const init = { ordered: ch.ordered !== false };
-      if (ch.protocol) init.protocol = ch.protocol;
-      if (ch.maxRetransmits != null) init.maxRetransmits = ch.maxRetransmits;
-      if (ch.maxPacketLifeTime != null) init.maxPacketLifeTime = ch.maxPacketLifeTime;
-      if (ch.negotiated) {
-        init.negotiated = true;
-        init.id = ch.id;
-      }
-      made.push([ch.label, register(np.pc.createDataChannel(ch.label, init), false)]);
-    }
-    return made;
-  };
+  // Creates the channels of [[label, RTCDataChannelInit]]; returns
+  // [label, handle] pairs.
+  np.createChannels = (inits) => inits.map(([label, init]) => [label, register(np.pc.createDataChannel(label, init), false)]);
 
   np.offer = async () => {
     await np.pc.setLocalDescription(await np.pc.createOffer());
@@ -305,40 +290,15 @@ function candidateInfo(c) {
 
 // ----------------------------------------------------------------- signaling
 
-class Session {
+class Session extends SignalingSession {
   // onChannels(channels): a `channels` line came (echo); onEvent(ev): page
   // channel events (open, msg, dc, close).
   constructor(a, browser, { onChannels, onEvent }) {
-    this.a = a;
+    super(a, onChannels, a.started);
     this.browser = browser;
     this.page = browser.page;
-    this.offerer = a.offer;
-    this.onChannels = onChannels;
     this.onEvent = onEvent;
-    this.channelsSeen = false;
-    this.remoteSet = false;
-    this.pending = [];
-    this.started = a.started;
-    this.connectMs = null;
-    this.localMid = '0';
-    this.localSent = false;
-    this.gathered = false;
-    this.endSent = false;
     this.held = []; // candidates that came before our description was written
-    this.ended = false;
-    let byeResolve;
-    this.byePromise = new Promise((r) => { byeResolve = r; });
-    this.bye = (why) => {
-      if (!this.ended) log(why);
-      this.ended = true;
-      byeResolve();
-    };
-    let connResolve;
-    let connReject;
-    this.connected = new Promise((res, rej) => { connResolve = res; connReject = rej; });
-    this.connected.catch(() => {});
-    this.connResolve = connResolve;
-    this.connReject = connReject;
     this.evalChain = Promise.resolve();
   }
 
@@ -361,7 +321,14 @@ class Session {
       { iceServers, iceTransportPolicy: a.relayOnly ? 'relay' : 'all', bundlePolicy: 'max-bundle' },
       a.mode === 'echo',
     ]);
-    this.sig = new Signaling((m) => this.handle(m), () => this.bye('stdin EOF'));
+    this.startSignaling();
+  }
+
+  // Creates the channels of `channels` this side creates (see channelInits);
+  // returns [label, handle] pairs.
+  createChannels(channels) {
+    const inits = channelInits(channels, this.offerer).map(([ch, init]) => [ch.label, init]);
+    return this.call((list) => window.np.createChannels(list), inits);
   }
 
   // page.evaluate, in order with every other call.
@@ -389,13 +356,7 @@ class Session {
         this.maybeEnd();
         return;
       case 'state':
-        log(`connection state ${ev.state}`);
-        if (ev.state === 'connected' && this.connectMs === null) {
-          this.connectMs = Date.now() - this.started;
-          this.connResolve();
-        } else if (ev.state === 'failed') {
-          this.connReject(new Failure('connection failed'));
-        }
+        this.connectionState(ev.state);
         return;
       case 'log':
         log(ev.msg);
@@ -411,15 +372,8 @@ class Session {
     send({ type: desc.type, sdp: desc.sdp });
     this.localSent = true;
     for (const line of this.held) send(line);
-    this.held = [];
+    this.held = null;
     this.maybeEnd();
-  }
-
-  maybeEnd() {
-    if (this.localSent && this.gathered && !this.endSent) {
-      this.endSent = true;
-      send({ type: 'candidate', mid: this.localMid, index: 0, candidate: '' });
-    }
   }
 
   async offer() {
@@ -438,62 +392,18 @@ class Session {
     if (err) log(`candidate ${c.candidate}: ${err}`);
   }
 
-  async handle(msg) {
-    switch (msg.type) {
-      case 'channels': {
-        if (this.channelsSeen) throw new ProtocolError('a second `channels` line');
-        this.channelsSeen = true;
-        const channels = checkChannelList(msg.channels);
-        if (this.onChannels) await this.onChannels(channels);
-        break;
-      }
-      case 'offer':
-      case 'answer': {
-        const want = this.offerer ? 'answer' : 'offer';
-        if (msg.type !== want || this.remoteSet) throw new ProtocolError(`unexpected \`${msg.type}\` line`);
-        if (typeof msg.sdp !== 'string') throw new ProtocolError(`\`${msg.type}\` line without a string \`sdp\``);
-        // Chromium wants CRLF; the protocol also allows bare LF.
-        const sdp = msg.sdp.replace(/\r?\n/g, '\r\n');
-        this.remoteMid = sdpMid(sdp) || '0';
-        let local;
-        try {
-          local = await this.call(([type, s]) => window.np.setRemote(type, s), [msg.type, sdp]);
-        } catch (e) {
-          throw new Failure(`setting the remote ${msg.type}: ${e.message.split('\n')[0]}`);
-        }
-        this.remoteSet = true;
-        for (const c of this.pending) await this.addCandidate(c);
-        this.pending = [];
-        if (local) this.sendLocal(local);
-        break;
-      }
-      case 'candidate': {
-        const c = parseCandidate(msg);
-        if (this.remoteSet) await this.addCandidate(c);
-        else this.pending.push(c);
-        break;
-      }
-      case 'bye':
-        this.bye('bye received');
-        break;
-      default:
-        log(`ignoring a line of unknown type ${JSON.stringify(msg.type)}`);
+  async setRemote(type, sdp) {
+    // Chromium wants CRLF; the protocol also allows bare LF.
+    const crlf = sdp.replace(/\r?\n/g, '\r\n');
+    try {
+      this.localAnswer = await this.call(([t, s]) => window.np.setRemote(t, s), [type, crlf]);
+    } catch (e) {
+      throw new Failure(`setting the remote ${type}: ${e.message.split('\n')[0]}`);
     }
   }
 
-  // Resolves when connected; rejects on failure, timeout or an early end.
-  async waitConnected(what) {
-    const left = this.a.connectTimeout * 1000 - (Date.now() - this.started);
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Failure(`not connected within ${this.a.connectTimeout}s (${what})`)), Math.max(0, left));
-    });
-    const early = this.byePromise.then(() => { throw new Failure(`ended before the connection was up (${what})`); });
-    try {
-      await Promise.race([this.connected, timeout, early, this.sig.failed]);
-    } finally {
-      clearTimeout(timer);
-    }
+  afterRemote() {
+    if (this.localAnswer) this.sendLocal(this.localAnswer);
   }
 
   async close() {
@@ -547,7 +457,7 @@ async function runEcho(a) {
     session = new Session(a, browser, {
       onEvent,
       onChannels: async (channels) => {
-        await session.call(([list, inBand]) => window.np.createChannels(list, inBand), [channels, session.offerer]);
+        await session.createChannels(channels);
         if (session.offerer) await session.offer();
       },
     });
@@ -557,20 +467,7 @@ async function runEcho(a) {
   }
   onSignal = (name) => session.bye(`signal ${name}`);
 
-  let code = 0;
-  try {
-    await session.waitConnected('echo');
-    log(`connected in ${session.connectMs} ms`);
-    await Promise.race([session.byePromise, session.sig.failed]);
-  } catch (e) {
-    if (e instanceof ProtocolError) {
-      log(`protocol error: ${e.message}`);
-      code = 2;
-    } else {
-      log(`failure: ${e.message}`);
-      code = 1;
-    }
-  }
+  const code = await echoUntilBye(session);
   await session.close();
   return exit(code);
 }
@@ -658,7 +555,7 @@ async function runDrive(a) {
     sender = new Sender(session);
     await session.start();
     // Negotiated channels on both sides; in-band ones are opened by the offerer.
-    const made = await session.call(([list, inBand]) => window.np.createChannels(list, inBand), [a.channels, session.offerer]);
+    const made = await session.createChannels(a.channels);
     for (const [label, h] of made) attach(driven.get(label), h);
   } catch (e) {
     return setupFailed(e);

@@ -25,8 +25,8 @@
 
 const ndc = require('node-datachannel');
 const {
-  setLogName, log, ProtocolError, Failure, usage, parseArgs, parseIceUrl, send, Signaling,
-  parseCandidate, checkChannelList, isOrdered, msgOf, Driven, drivePlan,
+  setLogName, log, usage, parseArgs, parseIceUrl, send, sdpMid, channelInits, SignalingSession,
+  echoUntilBye, msgOf, Driven, drivePlan,
 } = require('./rtc_plan');
 
 setLogName('rtc_peer.js');
@@ -79,45 +79,14 @@ function makePc(a, name) {
 
 // ----------------------------------------------------------------- signaling
 
-class Session {
+class Session extends SignalingSession {
   constructor(a, onChannels) {
-    this.a = a;
-    this.offerer = a.offer;
+    super(a, onChannels);
     this.pc = makePc(a, a.mode);
-    this.remoteSet = false;
-    this.pending = [];
-    this.onChannels = onChannels;
-    this.channelsSeen = false;
-    this.started = Date.now();
-    this.connectMs = null;
-    this.localMid = '0';
-    this.localSent = false;
-    this.gathered = false;
-    this.ended = false;
-    let byeResolve;
-    this.byePromise = new Promise((r) => { byeResolve = r; });
-    this.bye = (why) => {
-      if (!this.ended) log(why);
-      this.ended = true;
-      byeResolve();
-    };
-    let connResolve;
-    let connReject;
-    this.connected = new Promise((res, rej) => { connResolve = res; connReject = rej; });
-    this.connected.catch(() => {});
-
-    this.pc.onStateChange((state) => {
-      log(`connection state ${state}`);
-      if (state === 'connected' && this.connectMs === null) {
-        this.connectMs = Date.now() - this.started;
-        connResolve();
-      } else if (state === 'failed') {
-        connReject(new Failure('connection failed'));
-      }
-    });
+    this.pc.onStateChange((state) => this.connectionState(state));
     this.pc.onLocalDescription((sdp, type) => {
-      const mid = /^a=mid:(.*)$/m.exec(sdp);
-      if (mid) this.localMid = mid[1].trim();
+      const mid = sdpMid(sdp);
+      if (mid !== null) this.localMid = mid;
       send({ type: type.toLowerCase(), sdp });
       this.localSent = true;
       this.maybeEnd();
@@ -141,18 +110,24 @@ class Session {
         this.maybeEnd();
       }
     });
-    this.sig = new Signaling((m) => this.handle(m), () => this.bye('stdin EOF'));
-  }
-
-  maybeEnd() {
-    if (this.localSent && this.gathered && !this.held && !this.endSent) {
-      this.endSent = true;
-      send({ type: 'candidate', mid: this.localMid, index: 0, candidate: '' });
-    }
+    this.startSignaling();
   }
 
   offer() {
     this.pc.setLocalDescription('offer');
+  }
+
+  setRemote(type, sdp) {
+    this.pc.setRemoteDescription(sdp, type);
+  }
+
+  afterRemote(type) {
+    if (type === 'offer') this.pc.setLocalDescription('answer');
+    if (this.held) {
+      for (const line of this.held) send(line);
+      this.held = null;
+      this.maybeEnd();
+    }
   }
 
   addCandidate(c) {
@@ -161,63 +136,6 @@ class Session {
       return; // libdatachannel needs no end marker
     }
     this.pc.addRemoteCandidate(c.candidate, c.mid != null ? c.mid : this.remoteMid);
-  }
-
-  async handle(msg) {
-    switch (msg.type) {
-      case 'channels': {
-        if (this.channelsSeen) throw new ProtocolError('a second `channels` line');
-        this.channelsSeen = true;
-        const channels = checkChannelList(msg.channels);
-        if (this.onChannels) await this.onChannels(channels);
-        break;
-      }
-      case 'offer':
-      case 'answer': {
-        const want = this.offerer ? 'answer' : 'offer';
-        if (msg.type !== want || this.remoteSet) throw new ProtocolError(`unexpected \`${msg.type}\` line`);
-        if (typeof msg.sdp !== 'string') throw new ProtocolError(`\`${msg.type}\` line without a string \`sdp\``);
-        const mid = /^a=mid:(.*)$/m.exec(msg.sdp);
-        this.remoteMid = mid ? mid[1].trim() : '0';
-        this.pc.setRemoteDescription(msg.sdp, msg.type);
-        this.remoteSet = true;
-        for (const c of this.pending) this.addCandidate(c);
-        this.pending = [];
-        if (msg.type === 'offer') this.pc.setLocalDescription('answer');
-        if (this.held) {
-          for (const line of this.held) send(line);
-          this.held = null;
-          this.maybeEnd();
-        }
-        break;
-      }
-      case 'candidate': {
-        const c = parseCandidate(msg);
-        if (this.remoteSet) this.addCandidate(c);
-        else this.pending.push(c);
-        break;
-      }
-      case 'bye':
-        this.bye('bye received');
-        break;
-      default:
-        log(`ignoring a line of unknown type ${JSON.stringify(msg.type)}`);
-    }
-  }
-
-  // Resolves when connected; rejects on failure, timeout or an early end.
-  async waitConnected(what) {
-    const left = this.a.connectTimeout * 1000 - (Date.now() - this.started);
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Failure(`not connected within ${this.a.connectTimeout}s (${what})`)), Math.max(0, left));
-    });
-    const early = this.byePromise.then(() => { throw new Failure(`ended before the connection was up (${what})`); });
-    try {
-      await Promise.race([this.connected, timeout, early, this.sig.failed]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   close() {
@@ -230,20 +148,10 @@ class Session {
 }
 
 function createChannels(pc, channels, inBand) {
-  const made = [];
-  for (const ch of channels) {
-    if (!ch.negotiated && !inBand) continue;
-    const init = { unordered: !isOrdered(ch) };
-    if (ch.protocol) init.protocol = ch.protocol;
-    if (ch.maxRetransmits != null) init.maxRetransmits = ch.maxRetransmits;
-    if (ch.maxPacketLifeTime != null) init.maxPacketLifeTime = ch.maxPacketLifeTime;
-    if (ch.negotiated) {
-      init.negotiated = true;
-      init.id = ch.id;
-    }
-    made.push([ch, pc.createDataChannel(ch.label, init)]);
-  }
-  return made;
+  return channelInits(channels, inBand).map(([ch, { ordered, ...init }]) => [
+    ch,
+    pc.createDataChannel(ch.label, { unordered: !ordered, ...init }),
+  ]);
 }
 
 function exit(code) {
@@ -282,20 +190,7 @@ async function runEcho(a) {
   session.pc.onDataChannel(echoOn);
   for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => session.bye(`signal ${s}`));
 
-  let code = 0;
-  try {
-    await session.waitConnected('echo');
-    log(`connected in ${session.connectMs} ms`);
-    await Promise.race([session.byePromise, session.sig.failed]);
-  } catch (e) {
-    if (e instanceof ProtocolError) {
-      log(`protocol error: ${e.message}`);
-      code = 2;
-    } else {
-      log(`failure: ${e.message}`);
-      code = 1;
-    }
-  }
+  const code = await echoUntilBye(session);
   session.close();
   exit(code);
 }

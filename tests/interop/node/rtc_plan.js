@@ -250,6 +250,151 @@ function sdpMid(sdp) {
   return m ? m[1].trim() : null;
 }
 
+// The channels of `channels` this side creates: the negotiated ones, and the
+// in-band ones too if `inBand` (the offerer opens those). Each with its
+// RTCDataChannelInit: [[spec, init]].
+function channelInits(channels, inBand) {
+  return channels.filter((ch) => ch.negotiated || inBand).map((ch) => {
+    const init = { ordered: isOrdered(ch) };
+    if (ch.protocol) init.protocol = ch.protocol;
+    if (ch.maxRetransmits != null) init.maxRetransmits = ch.maxRetransmits;
+    if (ch.maxPacketLifeTime != null) init.maxPacketLifeTime = ch.maxPacketLifeTime;
+    if (ch.negotiated) {
+      init.negotiated = true;
+      init.id = ch.id;
+    }
+    return [ch, init];
+  });
+}
+
+// One side of the signaling, whatever the stack: the lines it reads, the
+// candidates it holds back, its end-of-candidates, the end of the session
+// (`bye`) and the wait for the connection. A peer's subclass supplies
+// setRemote(type, sdp) (applies the remote description), afterRemote(type)
+// (once the candidates that came before it are added too: answers an offer)
+// and addCandidate(c), reports connectionState(state), sets `localSent`,
+// `gathered` and `localMid`, and calls startSignaling() when ready for lines.
+// While `held` is an array, the local candidates wait in it.
+class SignalingSession {
+  constructor(a, onChannels, started = Date.now()) {
+    this.a = a;
+    this.offerer = a.offer;
+    this.onChannels = onChannels;
+    this.channelsSeen = false;
+    this.remoteSet = false;
+    this.pending = [];
+    this.started = started;
+    this.connectMs = null;
+    this.localMid = '0';
+    this.localSent = false;
+    this.gathered = false;
+    this.endSent = false;
+    this.held = null;
+    this.ended = false;
+    let byeResolve;
+    this.byePromise = new Promise((r) => { byeResolve = r; });
+    this.bye = (why) => {
+      if (!this.ended) log(why);
+      this.ended = true;
+      byeResolve();
+    };
+    this.connected = new Promise((res, rej) => { this.connResolve = res; this.connReject = rej; });
+    this.connected.catch(() => {});
+  }
+
+  startSignaling() {
+    this.sig = new Signaling((m) => this.handle(m), () => this.bye('stdin EOF'));
+  }
+
+  connectionState(state) {
+    log(`connection state ${state}`);
+    if (state === 'connected' && this.connectMs === null) {
+      this.connectMs = Date.now() - this.started;
+      this.connResolve();
+    } else if (state === 'failed') {
+      this.connReject(new Failure('connection failed'));
+    }
+  }
+
+  // Writes the end-of-candidates line once the description and every
+  // candidate are out.
+  maybeEnd() {
+    if (this.localSent && this.gathered && !this.held && !this.endSent) {
+      this.endSent = true;
+      send({ type: 'candidate', mid: this.localMid, index: 0, candidate: '' });
+    }
+  }
+
+  async handle(msg) {
+    switch (msg.type) {
+      case 'channels': {
+        if (this.channelsSeen) throw new ProtocolError('a second `channels` line');
+        this.channelsSeen = true;
+        const channels = checkChannelList(msg.channels);
+        if (this.onChannels) await this.onChannels(channels);
+        break;
+      }
+      case 'offer':
+      case 'answer': {
+        const want = this.offerer ? 'answer' : 'offer';
+        if (msg.type !== want || this.remoteSet) throw new ProtocolError(`unexpected \`${msg.type}\` line`);
+        if (typeof msg.sdp !== 'string') throw new ProtocolError(`\`${msg.type}\` line without a string \`sdp\``);
+        this.remoteMid = sdpMid(msg.sdp) || '0';
+        await this.setRemote(msg.type, msg.sdp);
+        this.remoteSet = true;
+        for (const c of this.pending) await this.addCandidate(c);
+        this.pending = [];
+        this.afterRemote(msg.type);
+        break;
+      }
+      case 'candidate': {
+        const c = parseCandidate(msg);
+        if (this.remoteSet) await this.addCandidate(c);
+        else this.pending.push(c);
+        break;
+      }
+      case 'bye':
+        this.bye('bye received');
+        break;
+      default:
+        log(`ignoring a line of unknown type ${JSON.stringify(msg.type)}`);
+    }
+  }
+
+  // Resolves when connected; rejects on failure, timeout or an early end.
+  async waitConnected(what) {
+    const left = this.a.connectTimeout * 1000 - (Date.now() - this.started);
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Failure(`not connected within ${this.a.connectTimeout}s (${what})`)), Math.max(0, left));
+    });
+    const early = this.byePromise.then(() => { throw new Failure(`ended before the connection was up (${what})`); });
+    try {
+      await Promise.race([this.connected, timeout, early, this.sig.failed]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+// The `echo` mode once its session runs: waits for the connection, then for
+// `bye` or the end of stdin. Returns the exit code.
+async function echoUntilBye(session) {
+  try {
+    await session.waitConnected('echo');
+    log(`connected in ${session.connectMs} ms`);
+    await Promise.race([session.byePromise, session.sig.failed]);
+    return 0;
+  } catch (e) {
+    if (e instanceof ProtocolError) {
+      log(`protocol error: ${e.message}`);
+      return 2;
+    }
+    log(`failure: ${e.message}`);
+    return 1;
+  }
+}
+
 // ---------------------------------------------------------------- test plan
 
 function withTimeout(promise, ms) {
@@ -523,6 +668,9 @@ module.exports = {
   Signaling,
   parseCandidate,
   sdpMid,
+  channelInits,
+  SignalingSession,
+  echoUntilBye,
   withTimeout,
   Checks,
   msgOf,
