@@ -277,8 +277,17 @@ fn bind_in_range(ip: IpAddr, config: &PeerConfig) -> io::Result<UdpSocket> {
         }
     };
     socket.set_nonblocking(true)?;
+    // The default buffers (about 200 KiB) overflow at loopback speed: every datagram the
+    // kernel drops costs SCTP a retransmission and halves its window. Ask for more; the
+    // kernel caps it at its own maximum, which is fine.
+    let sock = socket2::SockRef::from(&socket);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
     Ok(socket)
 }
+
+/// The receive and send buffer size asked for on every ICE socket.
+const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

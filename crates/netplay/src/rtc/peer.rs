@@ -28,6 +28,8 @@ use super::ice_sources;
 
 /// Most datagrams kept while waiting for the answer to our offer.
 const MAX_EARLY_DATAGRAMS: usize = 64;
+/// Datagrams fed to the engine between two drains of its output.
+const DRAIN_EVERY: usize = 32;
 /// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 const MAX_DATAGRAMS_PER_POLL: usize = 4096;
 /// Engine outputs handled in one drain at most (a guard, never reached in practice).
@@ -828,20 +830,29 @@ impl PeerConnection {
 
     fn read_sockets(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
+        // Draining the engine walks its whole send queue, so it runs once per batch of
+        // datagrams, not once per datagram; the inbound limit is checked per batch too, so a
+        // channel can go over it by at most one batch.
+        let mut undrained = 0;
         'sockets: for index in 0..self.sockets.len() {
             for _ in 0..MAX_DATAGRAMS_PER_POLL {
-                if self.inbound_full() {
+                if undrained >= DRAIN_EVERY {
+                    self.drain_output(now);
+                    undrained = 0;
+                }
+                if undrained == 0 && self.inbound_full() {
                     break 'sockets;
                 }
                 match self.sockets.recv(index, &mut buf) {
                     Ok(Some((local, n, from))) => {
                         self.handle_datagram(local, from, &buf[..n], now);
-                        self.drain_output(now);
+                        undrained += 1;
                     }
                     Ok(None) | Err(_) => break,
                 }
             }
         }
+        // The last batch is drained by `poll_at`, together with the timeout.
         self.buf = buf;
     }
 
