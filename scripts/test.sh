@@ -6,8 +6,9 @@
 #      and aiortc; Node `ws`, node-datachannel, playwright-core); quick when
 #      already there;
 #   2. self-tests the external peers against each other (WebSocket: py <-> node,
-#      ws and wss; WebRTC: aiortc <-> libdatachannel) so that an interop failure
-#      later points at netplay, not at a peer;
+#      ws and wss; WebRTC: aiortc, libdatachannel and headless Chromium, the
+#      browser inside network namespaces) so that an interop failure later
+#      points at netplay, not at a peer;
 #   3. cargo fmt --check and cargo clippy -D warnings;
 #   4. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
@@ -39,7 +40,7 @@ bash scripts/setup-interop.sh
 if [[ "${NETPLAY_SKIP_PEER_SELFTEST:-0}" != 1 ]]; then
     step "self-test of the external WebSocket peers (python websockets <-> node ws)"
     "$NETPLAY_VENV/bin/python" tests/interop/peer_selftest.py || failed+=("peer self-test")
-    step "self-test of the external WebRTC peers (aiortc <-> libdatachannel)"
+    step "self-test of the external WebRTC peers (aiortc, libdatachannel, Chromium)"
     "$NETPLAY_VENV/bin/python" tests/interop/rtc_selftest.py || failed+=("WebRTC peer self-test")
 fi
 
