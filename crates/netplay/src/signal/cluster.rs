@@ -159,7 +159,7 @@ impl Cluster {
         crate::ws::random_fill(&mut id);
         let node: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let (events, rx) = mpsc::channel(1 << 16);
-        let channel = format!("{}:node:{node}", options.prefix);
+        let channel = redis_name(&options.prefix, "node", &node);
         let (cmds, ended) = connect(&options.redis, &channel, events.clone()).await?;
         tokio::spawn(supervise(
             options.redis.clone(),
@@ -216,12 +216,7 @@ impl Cluster {
             None | Some(Route::Registering(_)) => feed(hub, conn, msg, now),
             Some(Route::Remote(node)) => {
                 let node = node.clone();
-                let from = self.node.clone();
-                let m = match msg {
-                    Some(x) => NodeMessage::Text { from, c: conn, x },
-                    None => NodeMessage::Binary { from, c: conn },
-                };
-                self.publish(&node, &m);
+                self.forward(&node, conn, msg);
             }
             Some(Route::Resolving(queue)) => {
                 if queue.len() < MAX_QUEUED_WHILE_RESOLVING {
@@ -231,11 +226,7 @@ impl Cluster {
                     self.routes.remove(&conn);
                     hub.disconnect(conn, now);
                     let flood = CloseReason::Error(super::SignalError::TooManyMessages);
-                    local.push(Output::Close {
-                        conn,
-                        code: flood.code(),
-                        reason: flood.reason().to_string(),
-                    });
+                    local.push(Output::close(conn, flood));
                 }
             }
             Some(Route::Undecided) => {
@@ -244,7 +235,7 @@ impl Cluster {
                     (Some(name), Some(cmds)) if hub.lobby(&name).is_none() => {
                         self.routes.insert(conn, Route::Resolving(vec![msg]));
                         let cmds = cmds.clone();
-                        let key = format!("{}:lobby:{name}", self.options.prefix);
+                        let key = self.key("lobby", &name);
                         let events = self.events.clone();
                         tokio::spawn(async move {
                             let owner = match cmds.call(&["GET", key.as_str()]).await {
@@ -334,21 +325,13 @@ impl Cluster {
                     Some(node) if node != self.node && self.cmds.is_some() => {
                         // The owner's hub takes over; ours forgets the connection.
                         hub.disconnect(conn, now);
-                        let from = self.node.clone();
-                        self.publish(
-                            &node,
-                            &NodeMessage::Open {
-                                from: from.clone(),
-                                c: conn,
-                            },
-                        );
+                        let open = NodeMessage::Open {
+                            from: self.node.clone(),
+                            c: conn,
+                        };
+                        self.publish(&node, &open);
                         for msg in queue {
-                            let from = from.clone();
-                            let m = match msg {
-                                Some(x) => NodeMessage::Text { from, c: conn, x },
-                                None => NodeMessage::Binary { from, c: conn },
-                            };
-                            self.publish(&node, &m);
+                            self.forward(&node, conn, msg);
                         }
                         self.routes.insert(conn, Route::Remote(node));
                     }
@@ -361,12 +344,11 @@ impl Cluster {
                 }
             }
             ClusterEvent::Registered(conn, claimed) => {
-                if !matches!(self.routes.get(&conn), Some(Route::Registering(_))) {
-                    return;
-                }
-                let Some(Route::Registering(held)) = self.routes.remove(&conn) else {
+                let Some(Route::Registering(held)) = self.routes.get_mut(&conn) else {
                     return;
                 };
+                let held = std::mem::take(held);
+                self.routes.remove(&conn);
                 if claimed {
                     local.extend(held);
                 } else {
@@ -411,7 +393,7 @@ impl Cluster {
         self.set_alive_key();
         let ttl = self.ttl_ms();
         for name in hub.lobby_names() {
-            let key = format!("{}:lobby:{name}", self.options.prefix);
+            let key = self.key("lobby", name);
             let _ = cmds.send(&["SET", key.as_str(), self.node.as_str(), "PX", ttl.as_str()]);
         }
         let mut peers: Vec<String> = self
@@ -428,12 +410,14 @@ impl Cluster {
         if peers.is_empty() {
             return;
         }
+        let checks: Vec<(String, String)> = peers
+            .into_iter()
+            .map(|node| (self.key("node", &node), node))
+            .collect();
         let events = self.events.clone();
-        let prefix = self.options.prefix.clone();
         tokio::spawn(async move {
             let mut dead = Vec::new();
-            for node in peers {
-                let key = format!("{prefix}:node:{node}");
+            for (key, node) in checks {
                 if let Ok(Reply::Int(0)) = cmds.call(&["EXISTS", key.as_str()]).await {
                     dead.push(node);
                 }
@@ -448,7 +432,7 @@ impl Cluster {
     /// before to be written.
     pub(crate) async fn leave(&mut self) {
         if let Some(cmds) = &self.cmds {
-            let key = format!("{}:node:{}", self.options.prefix, self.node);
+            let key = self.key("node", &self.node);
             let _ = tokio::time::timeout(Duration::from_secs(2), cmds.call(&["DEL", key.as_str()]))
                 .await;
         }
@@ -464,13 +448,29 @@ impl Cluster {
         (out, self.remote_of.len())
     }
 
+    /// A key or channel of this cluster: `<prefix>:<kind>:<name>`. A node's liveness key and
+    /// its pub/sub channel share one name (Redis keeps keys and channels apart).
+    fn key(&self, kind: &str, name: &str) -> String {
+        redis_name(&self.options.prefix, kind, name)
+    }
+
+    /// Publishes what local connection `conn` sent to `node`, the owner of its lobby.
+    fn forward(&mut self, node: &str, conn: ConnId, msg: Option<String>) {
+        let from = self.node.clone();
+        let m = match msg {
+            Some(x) => NodeMessage::Text { from, c: conn, x },
+            None => NodeMessage::Binary { from, c: conn },
+        };
+        self.publish(node, &m);
+    }
+
     fn ttl_ms(&self) -> String {
         self.options.node_ttl.as_millis().max(1).to_string()
     }
 
     fn set_alive_key(&mut self) {
         let Some(cmds) = &self.cmds else { return };
-        let key = format!("{}:node:{}", self.options.prefix, self.node);
+        let key = self.key("node", &self.node);
         let _ = cmds.send(&["SET", key.as_str(), "1", "PX", self.ttl_ms().as_str()]);
     }
 
@@ -482,7 +482,7 @@ impl Cluster {
         else {
             return;
         };
-        let key = format!("{}:lobby:{name}", self.options.prefix);
+        let key = self.key("lobby", name);
         let (cmds, node, ttl, events) = (
             cmds.clone(),
             self.node.clone(),
@@ -508,7 +508,7 @@ impl Cluster {
         let Ok(json) = serde_json::to_string(m) else {
             return;
         };
-        let channel = format!("{}:node:{node}", self.options.prefix);
+        let channel = self.key("node", node);
         if cmds
             .send(&["PUBLISH", channel.as_str(), json.as_str()])
             .is_ok()
@@ -599,16 +599,16 @@ impl Cluster {
             .filter(|(_, r)| matches!(r, Route::Remote(n) if matches(n)))
             .map(|(c, _)| *c)
             .collect();
-        let host_left = CloseReason::HostDisconnected;
         for conn in ours {
             self.routes.remove(&conn);
-            local.push(Output::Close {
-                conn,
-                code: host_left.code(),
-                reason: host_left.reason().to_string(),
-            });
+            local.push(Output::close(conn, CloseReason::HostDisconnected));
         }
     }
+}
+
+/// `<prefix>:<kind>:<name>`.
+fn redis_name(prefix: &str, kind: &str, name: &str) -> String {
+    format!("{prefix}:{kind}:{name}")
 }
 
 /// Hands a local connection's message to the hub.

@@ -163,6 +163,17 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// The close of `conn` for `reason`, with its code and text.
+    pub(crate) fn close(conn: ConnId, reason: CloseReason) -> Output {
+        Output::Close {
+            conn,
+            code: reason.code(),
+            reason: reason.reason().to_owned(),
+        }
+    }
+}
+
 /// Counters and gauges of a [`Hub`], for monitoring.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HubStats {
@@ -770,11 +781,7 @@ impl Hub {
 
     fn emit_close(&mut self, conn: ConnId, reason: CloseReason) {
         self.counters.closes[reason.index()] += 1;
-        self.out.push_back(Output::Close {
-            conn,
-            code: reason.code(),
-            reason: reason.reason().to_owned(),
-        });
+        self.out.push_back(Output::close(conn, reason));
     }
 }
 
