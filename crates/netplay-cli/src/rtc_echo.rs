@@ -2,7 +2,6 @@
 //! JSON line protocol of `docs/PROTOCOL.md` on stdin/stdout (descriptions, candidates, the
 //! channel list, bye) and echoes every data channel message back on its channel, same kind.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,8 +80,9 @@ struct Peer {
     connected: bool,
     /// Candidate lines that came before the remote description: (mid, index, candidate).
     early: Vec<(String, u32, String)>,
-    /// Messages waiting for send buffer room, per channel: (handle, is text, bytes).
-    backlog: VecDeque<(ChannelId, bool, Vec<u8>)>,
+    /// The message waiting for send buffer room: (channel, is text, bytes). Reading stops
+    /// while it waits, so there is never more than one.
+    waiting: Option<(ChannelId, bool, Vec<u8>)>,
 }
 
 impl Peer {
@@ -146,7 +146,7 @@ impl Peer {
             gathering_complete: false,
             connected: false,
             early: Vec::new(),
-            backlog: VecDeque::new(),
+            waiting: None,
         })
     }
 
@@ -347,14 +347,9 @@ impl Peer {
     /// Sends every received message back, keeping order per channel; a full send buffer
     /// leaves the rest waiting (and the inbound queues then push back on the remote).
     fn echo(&mut self) {
-        while let Some((id, text, data)) = self.backlog.pop_front() {
-            match self.send(id, text, &data) {
-                Ok(()) => {}
-                Err(RtcError::BufferFull { .. }) => {
-                    self.backlog.push_front((id, text, data));
-                    return;
-                }
-                Err(e) => eprintln!("rtc-echo: a message could not be echoed: {e}"),
+        if let Some((id, text, data)) = self.waiting.take() {
+            if !self.echo_one(id, text, data) {
+                return;
             }
         }
         let ids: Vec<ChannelId> = self.pc.channel_ids().collect();
@@ -368,14 +363,25 @@ impl Peer {
                     eprintln!("rtc-echo: an empty {kind} message came; it cannot be echoed");
                     continue;
                 }
-                match self.send(id, text, &data) {
-                    Ok(()) => {}
-                    Err(RtcError::BufferFull { .. }) => {
-                        self.backlog.push_back((id, text, data));
-                        return;
-                    }
-                    Err(e) => eprintln!("rtc-echo: a message could not be echoed: {e}"),
+                if !self.echo_one(id, text, data) {
+                    return;
                 }
+            }
+        }
+    }
+
+    /// Sends one message back; `false` when the send buffer is full (the message then waits
+    /// in `self.waiting`).
+    fn echo_one(&mut self, id: ChannelId, text: bool, data: Vec<u8>) -> bool {
+        match self.send(id, text, &data) {
+            Ok(()) => true,
+            Err(RtcError::BufferFull { .. }) => {
+                self.waiting = Some((id, text, data));
+                false
+            }
+            Err(e) => {
+                eprintln!("rtc-echo: a message could not be echoed: {e}");
+                true
             }
         }
     }
