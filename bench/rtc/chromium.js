@@ -19,18 +19,8 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+// The same flags as the browser test peer.
+const ARGS = require(path.join(__dirname, '..', '..', 'tests', 'interop', 'node', 'chromium_flags.js'));
 
 function parseArgs(argv) {
   const a = { openRuns: 20, chromium: process.env.CHROMIUM || '/usr/bin/chromium' };

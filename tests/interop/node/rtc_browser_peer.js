@@ -45,18 +45,7 @@ setLogName('rtc_browser_peer.js');
 
 const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
 const DEFAULT_HOST_IP = '10.77.0.1';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const CHROMIUM_ARGS = require('./chromium_flags');
 const LAUNCH_TIMEOUT_MS = 30000;
 const CLOSE_TIMEOUT_MS = 5000;
 
