@@ -20,6 +20,7 @@
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/lib.sh"
 SECONDS_PER_RUN=5
 WARMUP=1
 REPEAT=3
@@ -75,14 +76,7 @@ fi
 BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/rtc-bench"
 [ -x "$BIN" ] || { echo "missing $BIN" >&2; exit 1; }
 
-PRIO=()
-if [ "$USE_RT" = 1 ]; then
-    if chrt -f 1 true 2>/dev/null; then
-        PRIO=(chrt -f 1)
-    elif nice -n -20 true 2>/dev/null; then
-        PRIO=(nice -n -20)
-    fi
-fi
+pick_priority "$USE_RT"
 log "priority: ${PRIO[*]:-default}"
 
 NS=""
@@ -108,25 +102,12 @@ done
 LOAD_START="$(load1)"
 log "load average at start: $LOAD_START (was $LOAD_BEFORE; waited ${waited} s)"
 
-field() { # line key
-    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-
-median() { # numbers...
-    printf '%s\n' "$@" | grep -v '^nan$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'
-}
-
 ratio() { # a b
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "-"; else printf "%.2f×", a / b }'
 }
 
 fmt() { # number decimals
     awk -v v="$1" -v d="$2" 'BEGIN { if (v == "nan" || v == "") print "-"; else printf "%.*f", d, v }'
-}
-
-commas() { # number
-    [ "$1" = nan ] && { echo "-"; return; }
-    printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
 }
 
 run_one() { # impl size

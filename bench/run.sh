@@ -12,6 +12,7 @@
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/lib.sh"
 SECONDS_PER_RUN=5
 WARMUP=1
 REPEAT=3
@@ -53,16 +54,7 @@ for b in bench-server bench-load; do
     [ -x "$BIN/$b" ] || { echo "missing $BIN/$b" >&2; exit 1; }
 done
 
-# Scheduling: on a shared machine other processes would delay every wakeup by a time slice;
-# SCHED_FIFO (the kernel still keeps 5% of each CPU for everything else) avoids that.
-PRIO=()
-if [ "$USE_RT" = 1 ]; then
-    if chrt -f 1 true 2>/dev/null; then
-        PRIO=(chrt -f 1)
-    elif nice -n -20 true 2>/dev/null; then
-        PRIO=(nice -n -20)
-    fi
-fi
+pick_priority "$USE_RT"
 log "priority: ${PRIO[*]:-default}"
 
 # 10,000 connections need as many descriptors in the server and in the load generator; the
@@ -128,20 +120,8 @@ run_load() { # args...; prints the load generator's last line
     rm -f "$out"
 }
 
-field() { # line key
-    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-
-median() { # numbers...
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'
-}
-
-commas() { # integer
-    printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
-}
-
 ratio() { # a b
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f×", a / b; else print "-" }'
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-" && a != "nan") printf "%.2f×", a / b; else print "-" }'
 }
 
 IMPLS=(raw netplay tungstenite fastwebsockets)

@@ -18,6 +18,7 @@
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/lib.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 CLIENTS=10000
 LOBBY_SIZE=2
@@ -67,14 +68,7 @@ for b in "$SERVER_BIN" "$LOAD_BIN"; do
     [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }
 done
 
-PRIO=()
-if [ "$USE_RT" = 1 ]; then
-    if chrt -f 1 true 2>/dev/null; then
-        PRIO=(chrt -f 1)
-    elif nice -n -20 true 2>/dev/null; then
-        PRIO=(nice -n -20)
-    fi
-fi
+pick_priority "$USE_RT"
 log "priority: ${PRIO[*]:-default}"
 
 # One descriptor per client in the server and in the load generator. `netplay serve` keeps the
@@ -180,18 +174,6 @@ start_server() {
         start_redis || return 1
         start_node --redis "$REDIS_URL" && start_node --redis "$REDIS_URL"
     fi
-}
-
-field() { # line key
-    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-
-median() { # numbers...
-    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'
-}
-
-commas() { # number
-    printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'
 }
 
 ms() { # microseconds -> milliseconds, 2 decimals
