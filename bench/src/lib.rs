@@ -32,3 +32,46 @@ pub fn sched_seconds(pid: u32) -> Option<(f64, f64)> {
     let wait: u64 = f.next()?.parse().ok()?;
     Some((run as f64 / 1e9, wait as f64 / 1e9))
 }
+
+/// The `Sec-WebSocket-Key` the load generators send, and the `Sec-WebSocket-Accept` it must
+/// get back (the RFC 6455 example pair).
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+/// See [`WS_KEY`].
+pub const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// The client side of the WebSocket opening handshake, by hand (a load generator needs no
+/// library for it). Returns the bytes that came after the response head, or why it failed.
+pub async fn ws_upgrade(
+    tcp: &mut tokio::net::TcpStream,
+    host: &str,
+    path: &str,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let n = tcp.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the server closed the connection during the handshake".into());
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 101") || !head.contains(&WS_ACCEPT.to_ascii_lowercase())
+            {
+                return Err(format!("bad handshake response: {head}"));
+            }
+            buf.drain(..i + 4);
+            return Ok(buf);
+        }
+        if buf.len() > 16 * 1024 {
+            return Err("handshake response too long".into());
+        }
+        buf.reserve(1024);
+    }
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netplay_bench::{raise_nofile_limit, rss_kib, sched_seconds};
+use netplay_bench::{raise_nofile_limit, rss_kib, sched_seconds, ws_upgrade};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -32,8 +32,6 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 static READY: AtomicU64 = AtomicU64::new(0);
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 struct Args {
     addr: SocketAddr,
@@ -272,36 +270,6 @@ async fn connect(addr: SocketAddr) -> TcpStream {
     tcp
 }
 
-/// The opening handshake by hand. Returns bytes that came after the response head.
-async fn upgrade(tcp: &mut TcpStream, host: &str, path: &str) -> Vec<u8> {
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| fail(e));
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = tcp.read(&mut chunk).await.unwrap_or_else(|e| fail(e));
-        if n == 0 {
-            fail("the server closed the connection during the handshake");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-            if !head.starts_with("http/1.1 101") || !head.contains(&ACCEPT.to_ascii_lowercase()) {
-                fail(format!("bad handshake response: {head}"));
-            }
-            return buf[i + 4..].to_vec();
-        }
-        if buf.len() > 16 * 1024 {
-            fail("handshake response too long");
-        }
-    }
-}
-
 /// Sends one frame and checks that the echo carries the same payload.
 async fn check_echo(tcp: &mut TcpStream, ws: bool, frame: &[u8], data: &[u8], mut got: Vec<u8>) {
     tcp.write_all(frame).await.unwrap_or_else(|e| fail(e));
@@ -339,7 +307,9 @@ async fn check_echo(tcp: &mut TcpStream, ws: bool, frame: &[u8], data: &[u8], mu
 async fn load_conn(args: Arc<Args>, frame: Arc<Vec<u8>>, batch: Arc<Vec<u8>>, data: Arc<Vec<u8>>) {
     let mut tcp = connect(args.addr).await;
     let rest = if args.ws {
-        upgrade(&mut tcp, &args.host, &args.path).await
+        ws_upgrade(&mut tcp, &args.host, &args.path)
+            .await
+            .unwrap_or_else(|e| fail(e))
     } else {
         Vec::new()
     };
@@ -497,7 +467,9 @@ async fn idle(args: Args, count: usize) {
                 let args = args.clone();
                 tokio::spawn(async move {
                     let mut tcp = connect(args.addr).await;
-                    let rest = upgrade(&mut tcp, &args.host, &args.path).await;
+                    let rest = ws_upgrade(&mut tcp, &args.host, &args.path)
+                        .await
+                        .unwrap_or_else(|e| fail(e));
                     (tcp, rest)
                 })
             })

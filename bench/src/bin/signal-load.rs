@@ -41,14 +41,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use netplay_bench::{raise_nofile_limit, rss_kib, sched_seconds};
+use netplay_bench::{raise_nofile_limit, rss_kib, sched_seconds, ws_upgrade};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /// Message types of the protocol used here.
 const JOIN: i64 = 0;
@@ -332,37 +330,6 @@ async fn connect(src: Ipv4Addr, addr: SocketAddr) -> TcpStream {
     tcp
 }
 
-/// The opening handshake by hand. Returns the bytes that came after the response head.
-async fn upgrade(tcp: &mut TcpStream, host: &str, path: &str) -> Vec<u8> {
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| fail(e));
-    let mut buf = Vec::with_capacity(1024);
-    for _ in 0..64 {
-        let n = tcp.read_buf(&mut buf).await.unwrap_or_else(|e| fail(e));
-        if n == 0 {
-            fail("the server closed the connection during the handshake");
-        }
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-            if !head.starts_with("http/1.1 101") || !head.contains(&ACCEPT.to_ascii_lowercase()) {
-                fail(format!("bad handshake response: {head}"));
-            }
-            buf.drain(..i + 4);
-            return buf;
-        }
-        if buf.len() > 16 * 1024 {
-            break;
-        }
-        buf.reserve(1024);
-    }
-    fail("handshake response too long")
-}
-
 /// Reads until the JOIN reply; returns the id (from ID) and the lobby name. Bytes after the
 /// reply stay in `buf`.
 async fn read_until_joined(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> (i64, String) {
@@ -425,7 +392,9 @@ async fn setup_lobby(args: &Args, g: usize) -> Vec<Member> {
     for j in 0..args.lobby_size {
         let node = &args.nodes[(g + j) % args.nodes.len()];
         let mut tcp = connect(src, node.addr).await;
-        let mut buf = upgrade(&mut tcp, &node.host, &node.path).await;
+        let mut buf = ws_upgrade(&mut tcp, &node.host, &node.path)
+            .await
+            .unwrap_or_else(|e| fail(e));
         let join = if j == 0 {
             r#"{"type":0,"id":0,"data":""}"#.to_string()
         } else {
