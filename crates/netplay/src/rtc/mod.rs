@@ -99,6 +99,7 @@ mod error;
 mod gather;
 mod ice_sources;
 mod peer;
+pub(crate) mod sctp;
 
 pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{
