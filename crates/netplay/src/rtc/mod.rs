@@ -100,6 +100,7 @@ mod gather;
 mod ice_sources;
 mod peer;
 pub(crate) mod sctp;
+pub(crate) mod sdp;
 
 pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{
