@@ -459,6 +459,15 @@ impl Association {
         self.packets_received += 1;
         self.bytes_received += packet.len() as u64;
         if self.state == State::Closed {
+            // 8.4 item 5: a SHUTDOWN ACK after the end gets a reflected SHUTDOWN COMPLETE.
+            if let Ok((header, chunks)) = chunk::parse_packet(packet) {
+                if chunks
+                    .peek()
+                    .is_some_and(|(kind, _)| kind == chunk::SHUTDOWN_ACK)
+                {
+                    self.shutdown_complete_due = Some((header.vtag, true));
+                }
+            }
             return Err(SctpError::Closed);
         }
         let (header, chunks) = chunk::parse_packet(packet)?;

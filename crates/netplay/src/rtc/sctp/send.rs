@@ -449,6 +449,8 @@ impl Sender {
             self.fast_rtx_packet = false;
         }
         if self.marked == 0 {
+            // What is left are marks of chunks acked or abandoned since.
+            self.rtx.clear();
             written += self.write_new_data(out, max_len, now);
         }
         if written > 0 {
@@ -1056,7 +1058,7 @@ impl Sender {
         }
         self.stats.t3_expirations += 1;
         // A zero window probe to a peer that keeps answering is not an error (6.1 A).
-        let counts = !(self.peer_arwnd == 0 && self.sack_since_t3);
+        let counts = !(self.sack_since_t3 && (self.peer_arwnd as usize) < self.mtu);
         self.sack_since_t3 = false;
         self.ssthresh = (self.cwnd / 2).max(4 * self.mtu);
         self.cwnd = self.mtu;

@@ -1458,35 +1458,196 @@ fn reset_response_lost_is_answered_again_without_resetting_twice() {
     );
 }
 
-#[test]
-fn peer_incoming_reset_requests_are_denied() {
-    let mut net = Net::established(link(1), 27);
-    let vtag = {
-        let mut out = Vec::new();
-        net.b
-            .assoc
-            .send(0, PPID_BINARY, true, Reliability::Reliable, b"x", net.now)
-            .unwrap();
-        assert!(net.b.assoc.poll_transmit(net.now, &mut out));
-        vtag_of(&out)
+/// A pair with known tags and Initial TSNs: A (tag 0xA, TSN 1000) initiates, B (tag 0xB,
+/// TSN 5000) answers.
+fn known_pair(seed: u64) -> Net {
+    let mut net = Net::new(config(), responder(), link(1), link(1), seed);
+    net.a.assoc = Association::with_params(config(), net.now, 0xA, 1000, [1; 8]);
+    net.b.assoc = Association::with_params(responder(), net.now, 0xB, 5000, [2; 8]);
+    assert!(net.run(Duration::from_secs(5), |n| n.a.established
+        && n.b.established));
+    net
+}
+
+/// The Re-configuration Responses (sequence number, result) in a packet.
+fn reconfig_responses(packet: &[u8]) -> Vec<(u32, u32)> {
+    let Ok((_, chunks)) = chunk::parse_packet(packet) else {
+        return Vec::new();
     };
-    net.settle();
-    // A (whose tag is vtag) gets an Incoming SSN Reset Request with B's next sequence number.
-    // B's first request sequence number is its Initial TSN; any value shows the answer.
-    let mut value = Vec::new();
-    value.extend_from_slice(&12345u32.to_be_bytes());
-    value.extend_from_slice(&1u16.to_be_bytes());
+    let mut out = Vec::new();
+    for c in chunks.flatten().filter(|c| c.kind == chunk::RE_CONFIG) {
+        for p in chunk::Params::new(c.value, chunk::RE_CONFIG).flatten() {
+            if p.kind == chunk::PARAM_RECONFIG_RESPONSE && p.value.len() >= 8 {
+                let v = p.value;
+                out.push((
+                    u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+                    u32::from_be_bytes([v[4], v[5], v[6], v[7]]),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn reconfig_chunk(kind: u16, value: &[u8]) -> Vec<u8> {
     let mut c = Vec::new();
     chunk::put_chunk_header(&mut c, chunk::RE_CONFIG, 0, 0);
-    chunk::put_param(&mut c, chunk::PARAM_INCOMING_RESET, &value);
+    chunk::put_param(&mut c, kind, value);
     chunk::end_chunk(&mut c, 0);
+    c
+}
+
+#[test]
+fn peer_incoming_reset_requests_are_denied_and_bad_sequence_numbers_reported() {
+    let mut net = known_pair(27);
+    // B's request sequence numbers start at its Initial TSN, 5000.
+    let mut value = 5000u32.to_be_bytes().to_vec();
+    value.extend_from_slice(&1u16.to_be_bytes());
+    let request = reconfig_chunk(chunk::PARAM_INCOMING_RESET, &value);
     net.a
         .assoc
-        .handle_packet(&packet(vtag, &[&c]), net.now)
+        .handle_packet(&packet(0xA, &[&request]), net.now)
         .unwrap();
     let mut out = Vec::new();
     assert!(net.a.assoc.poll_transmit(net.now, &mut out));
-    assert!(has_chunk(&out, chunk::RE_CONFIG));
+    assert_eq!(reconfig_responses(&out), vec![(5000, 2)], "Denied");
+    // The same request again gets the same answer; a sequence number out of line gets
+    // Error - Bad Sequence Number.
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&request]), net.now)
+        .unwrap();
+    let mut value = 7777u32.to_be_bytes().to_vec();
+    value.extend_from_slice(&1u16.to_be_bytes());
+    let wrong = reconfig_chunk(chunk::PARAM_INCOMING_RESET, &value);
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&wrong]), net.now)
+        .unwrap();
+    assert!(net.a.assoc.poll_transmit(net.now, &mut out));
+    assert_eq!(reconfig_responses(&out), vec![(5000, 2), (7777, 5)]);
+}
+
+#[test]
+fn outgoing_reset_request_is_answered_in_progress_then_performed() {
+    let mut net = known_pair(42);
+    // B's last assigned TSN is 5001, but A has only received up to 4999.
+    let mut value = Vec::new();
+    value.extend_from_slice(&5000u32.to_be_bytes()); // request sequence number
+    value.extend_from_slice(&999u32.to_be_bytes()); // response sequence number
+    value.extend_from_slice(&5001u32.to_be_bytes()); // sender's last assigned TSN
+    value.extend_from_slice(&3u16.to_be_bytes());
+    let request = reconfig_chunk(chunk::PARAM_OUTGOING_RESET, &value);
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&request]), net.now)
+        .unwrap();
+    let mut out = Vec::new();
+    assert!(net.a.assoc.poll_transmit(net.now, &mut out));
+    assert_eq!(reconfig_responses(&out), vec![(5000, 6)], "In progress");
+    net.a.drain();
+    assert!(!net
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, SctpEvent::IncomingStreamsReset(_))));
+    // TSN 5001 (stream 3, SSN 0) arrives before 5000, then 5000: the reset happens in
+    // between, and the message sent after it is delivered after the reset event.
+    let data = |tsn: u32, stream: u16, ssn: u16, text: &[u8]| {
+        let mut c = Vec::new();
+        chunk::put_data(
+            &mut c,
+            chunk::FLAG_BEGIN | chunk::FLAG_END,
+            tsn,
+            stream,
+            ssn,
+            PPID_BINARY,
+            text,
+        );
+        c
+    };
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&data(5001, 3, 0, b"new")]), net.now)
+        .unwrap();
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&data(5000, 3, 7, b"old")]), net.now)
+        .unwrap();
+    net.a.drain();
+    let reset_at = net
+        .a
+        .events
+        .iter()
+        .position(|e| *e == SctpEvent::IncomingStreamsReset(vec![3]));
+    assert!(reset_at.is_some(), "{:?}", net.a.events);
+    assert_eq!(
+        net.a.messages_on(3),
+        vec![b"new".as_slice()],
+        "SSN 7 of the old stream was not next"
+    );
+    let mut responses = Vec::new();
+    while net.a.assoc.poll_transmit(net.now, &mut out) {
+        responses.extend(reconfig_responses(&out));
+    }
+    assert_eq!(responses, vec![(5000, 1)], "Success - Performed");
+    // A retransmission of the request is answered with the same result.
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&request]), net.now)
+        .unwrap();
+    assert!(net.a.assoc.poll_transmit(net.now, &mut out));
+    assert_eq!(reconfig_responses(&out), vec![(5000, 1)]);
+}
+
+#[test]
+fn a_cookie_not_issued_by_us_is_rejected() {
+    let mut net = known_pair(43);
+    let echo = raw_chunk(chunk::COOKIE_ECHO, 0, &[0x55; 40]);
+    assert!(matches!(
+        net.a.assoc.handle_packet(&packet(0xA, &[&echo]), net.now),
+        Err(SctpError::Malformed {
+            chunk: chunk::COOKIE_ECHO,
+            ..
+        })
+    ));
+    assert!(net.a.assoc.is_established());
+}
+
+#[test]
+fn a_peer_restart_closes_the_association() {
+    let mut net = known_pair(44);
+    // A new INIT from the peer with a new tag, then the COOKIE ECHO of our answer.
+    let mut init = Vec::new();
+    let start = chunk::put_init_fixed(&mut init, chunk::INIT, 0xBB, 100_000, 100, 9000);
+    chunk::end_chunk(&mut init, start);
+    net.a
+        .assoc
+        .handle_packet(&packet(0, &[&init]), net.now)
+        .unwrap();
+    let mut out = Vec::new();
+    assert!(net.a.assoc.poll_transmit(net.now, &mut out));
+    let (_, chunks) = chunk::parse_packet(&out).unwrap();
+    let ack = chunks.flatten().next().unwrap();
+    let fixed = chunk::Init::parse(&ack).unwrap();
+    assert_eq!(
+        (fixed.initiate_tag, fixed.initial_tsn),
+        (0xA, 1000),
+        "our tags are kept"
+    );
+    let cookie = chunk::Params::new(fixed.params, chunk::INIT_ACK)
+        .flatten()
+        .find(|p| p.kind == chunk::PARAM_STATE_COOKIE)
+        .unwrap()
+        .value
+        .to_vec();
+    let echo = raw_chunk(chunk::COOKIE_ECHO, 0, &cookie);
+    net.a
+        .assoc
+        .handle_packet(&packet(0xA, &[&echo]), net.now)
+        .unwrap();
+    net.a.drain();
+    assert!(net.a.closed.clone().unwrap().unwrap().contains("restarted"));
 }
 
 // ---------------------------------------------------------------------------------------
