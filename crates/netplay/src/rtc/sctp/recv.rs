@@ -538,21 +538,28 @@ impl Receiver {
         if index >= self.streams.len() {
             self.streams.resize_with(index + 1, RxStream::default);
         }
-        let s = &mut self.streams[index];
-        let next = s.next_ssn;
-        let offset = ssn.wrapping_sub(next);
-        if offset >= 0x8000 {
+        let next = self.streams[index].next_ssn;
+        if ssn.wrapping_sub(next) >= 0x8000 {
             return;
         }
-        let mut ready: Vec<u16> = s
-            .waiting
-            .keys()
-            .copied()
-            .filter(|k| k.wrapping_sub(next) <= offset)
-            .collect();
-        ready.sort_by_key(|k| k.wrapping_sub(next));
-        for key in ready {
-            if let Some((ppid, data)) = self.streams[index].waiting.remove(&key) {
+        // The waiting SSNs in [next, ssn], in serial order: at most two key ranges.
+        let ranges = if next <= ssn {
+            [(next, ssn), (1, 0)]
+        } else {
+            [(next, u16::MAX), (0, ssn)]
+        };
+        for (lo, hi) in ranges {
+            if lo > hi {
+                continue;
+            }
+            loop {
+                let waiting = &mut self.streams[index].waiting;
+                let Some(key) = waiting.range(lo..=hi).next().map(|(k, _)| *k) else {
+                    break;
+                };
+                let Some((ppid, data)) = waiting.remove(&key) else {
+                    break;
+                };
                 self.buffered -= data.len();
                 self.deliver(stream, ppid, data, events);
             }
@@ -623,5 +630,146 @@ impl Receiver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtc::sctp::chunk::{FLAG_BEGIN, FLAG_END};
+
+    fn data(tsn: u32, stream: u16, ssn: u16, flags: u8, payload: &[u8]) -> Data<'_> {
+        Data {
+            flags,
+            tsn,
+            stream,
+            ssn,
+            ppid: 53,
+            payload,
+        }
+    }
+
+    fn messages(events: &mut EventQueue) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(event) = events.pop() {
+            if let SctpEvent::Message { data, .. } = event {
+                out.push(data);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_tsn_skips_ssns_across_the_16_bit_wrap_and_delivers_what_waited() {
+        let mut rx = Receiver::new(1 << 20, 1 << 18);
+        rx.start(100, 10);
+        rx.streams.resize_with(1, RxStream::default);
+        rx.streams[0].next_ssn = 65534;
+        let mut events = EventQueue::default();
+        let whole = FLAG_BEGIN | FLAG_END;
+        // SSN 65534 (TSN 100) is lost; 65535, 0 and 2 arrive; 1 is lost too.
+        for (tsn, ssn, text) in [(101, 65535, b"a"), (102, 0, b"b"), (104, 2, b"d")] {
+            assert_eq!(
+                rx.on_data(&data(tsn, 0, ssn, whole, text), &mut events, 0),
+                Ok(DataVerdict::New)
+            );
+        }
+        assert!(messages(&mut events).is_empty());
+        // The peer abandoned TSN 100 (SSN 65534): 65535 and 0 follow.
+        rx.on_forward_tsn(100, [(0, 65534)].into_iter(), &mut events);
+        assert_eq!(messages(&mut events), vec![b"a".to_vec(), b"b".to_vec()]);
+        // It abandoned TSN 103 (SSN 1) too: 2 follows.
+        rx.on_forward_tsn(103, [(0, 1)].into_iter(), &mut events);
+        assert_eq!(messages(&mut events), vec![b"d".to_vec()]);
+        assert_eq!(rx.cum_tsn(), 104);
+        assert_eq!(rx.buffered, 0);
+    }
+
+    #[test]
+    fn fragments_arriving_in_any_order_reassemble_once_complete() {
+        let mut rx = Receiver::new(1 << 20, 1 << 18);
+        rx.start(1, 10);
+        let mut events = EventQueue::default();
+        let parts: [(u32, u8, &[u8]); 4] = [
+            (1, FLAG_BEGIN, b"ab"),
+            (2, 0, b"cd"),
+            (3, 0, b"ef"),
+            (4, FLAG_END, b"gh"),
+        ];
+        for order in [[3usize, 1, 0, 2], [0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 2, 0]] {
+            let base = rx.cum_tsn() + 1;
+            let ssn = rx.streams.get(2).map_or(0, |s| s.next_ssn);
+            for i in order {
+                let (tsn, flags, text) = parts[i];
+                assert_eq!(
+                    rx.on_data(&data(base + tsn - 1, 2, ssn, flags, text), &mut events, 0),
+                    Ok(DataVerdict::New)
+                );
+            }
+            assert_eq!(
+                messages(&mut events),
+                vec![b"abcdefgh".to_vec()],
+                "order {order:?}"
+            );
+            assert_eq!(rx.buffered, 0);
+        }
+    }
+
+    #[test]
+    fn duplicates_are_reported_and_not_delivered_twice() {
+        let mut rx = Receiver::new(1 << 20, 1 << 18);
+        rx.start(1, 10);
+        let mut events = EventQueue::default();
+        let whole = FLAG_BEGIN | FLAG_END;
+        assert_eq!(
+            rx.on_data(&data(1, 0, 0, whole, b"x"), &mut events, 0),
+            Ok(DataVerdict::New)
+        );
+        assert_eq!(
+            rx.on_data(&data(3, 0, 2, whole, b"z"), &mut events, 0),
+            Ok(DataVerdict::New)
+        );
+        assert_eq!(
+            rx.on_data(&data(1, 0, 0, whole, b"x"), &mut events, 0),
+            Ok(DataVerdict::Duplicate)
+        );
+        assert_eq!(
+            rx.on_data(&data(3, 0, 2, whole, b"z"), &mut events, 0),
+            Ok(DataVerdict::Duplicate)
+        );
+        assert_eq!(messages(&mut events), vec![b"x".to_vec()]);
+        let mut sack = Vec::new();
+        rx.write_sack(&mut sack, 1000, 1000);
+        // cum 1, one gap block (2, 2), two duplicates.
+        assert_eq!(&sack[4..16], &[0, 0, 0, 1, 0, 0, 3, 232, 0, 1, 0, 2]);
+        assert_eq!(&sack[16..20], &[0, 2, 0, 2]);
+    }
+
+    #[test]
+    fn data_beyond_the_window_is_dropped_unless_it_fills_a_hole() {
+        let mut rx = Receiver::new(300_000, 1000);
+        rx.start(1, 10);
+        let mut events = EventQueue::default();
+        let whole = FLAG_BEGIN | FLAG_END;
+        let big = vec![0u8; 1000];
+        assert_eq!(
+            rx.on_data(&data(2, 0, 1, whole, &big), &mut events, 299_500),
+            Ok(DataVerdict::Dropped)
+        );
+        assert_eq!(
+            rx.on_data(&data(2, 0, 1, whole, &big), &mut events, 0),
+            Ok(DataVerdict::New)
+        );
+        assert_eq!(
+            rx.on_data(&data(3, 0, 2, whole, &big), &mut events, 299_500),
+            Ok(DataVerdict::Dropped)
+        );
+        // TSN 1 fills the hole below the highest TSN received: accepted.
+        assert_eq!(
+            rx.on_data(&data(1, 0, 0, whole, &big), &mut events, 299_500),
+            Ok(DataVerdict::New)
+        );
+        assert_eq!(messages(&mut events).len(), 2);
+        assert_eq!(rx.a_rwnd(0, 299_500), 500);
     }
 }
