@@ -436,7 +436,9 @@ impl Association {
     fn queue_error(&mut self, cause: u16, info: &[u8]) {
         let mut chunk = Vec::new();
         chunk::put_chunk_header(&mut chunk, chunk::ERROR, 0, 0);
-        chunk::put_param(&mut chunk, cause, &info[..info.len().min(MAX_REPORT)]);
+        // Small enough to fit in any packet we may send.
+        let limit = MAX_REPORT.min(self.cfg.max_packet_size - COMMON_HEADER_LEN - 8);
+        chunk::put_param(&mut chunk, cause, &info[..info.len().min(limit)]);
         chunk::end_chunk(&mut chunk, 0);
         self.queue_control(chunk);
     }

@@ -2333,7 +2333,11 @@ fn random_chunks_with_valid_framing_never_panic() {
 // Throughput
 
 /// Sends `total` bytes in messages of `size` over a lossless zero-delay link and returns
-/// the wall-clock rate in MB/s. Checks every message.
+/// the wall-clock rate in MB/s, both ends running in this one thread. Checks every message.
+///
+/// Measured in release mode (`cargo test --release -p netplay --lib sctp::tests::fifty --
+/// --nocapture`) on a 2-core development VM: about 1800 MB/s with 1 KiB messages and about
+/// 2500 MB/s with 64 KiB messages.
 fn throughput(size: usize, total: usize) -> f64 {
     let cfg = SctpConfig {
         max_buffered_amount: 4 * 1024 * 1024,
