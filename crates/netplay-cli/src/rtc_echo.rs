@@ -357,12 +357,6 @@ impl Peer {
             while let Some(mut ch) = self.pc.channel(id) {
                 let Some(data) = ch.get_packet() else { break };
                 let text = ch.was_string_packet();
-                if data.is_empty() {
-                    // See docs/PROTOCOL.md, "Empty messages".
-                    let kind = if text { "text" } else { "binary" };
-                    eprintln!("rtc-echo: an empty {kind} message came; it cannot be echoed");
-                    continue;
-                }
                 if !self.echo_one(id, text, data) {
                     return;
                 }

@@ -3,12 +3,9 @@
 //! and negotiated channels,
 //! ordered and unordered, partially reliable (maxRetransmits 0, maxPacketLifeTime), text and
 //! binary with their kind kept, 100 messages in order, a 64 KiB message and 1 MiB through a
-//! reliable channel, SHA-256 compared. All traffic on 127.0.0.1, or, for Chromium (which gathers
-//! no loopback candidates), inside a network namespace the test makes, on 10.77.0.1.
-//!
-//! Empty messages are left out (`--no-empty`): netplay refuses to send them
-//! (`rtc::Error::EmptyMessage`) because the SCTP stack below it cannot send RFC 8831's empty
-//! PPIDs, and an empty write there would stall an ordered channel.
+//! reliable channel, SHA-256 compared, and empty text and binary messages (RFC 8831's one-byte
+//! form). All traffic on 127.0.0.1, or, for Chromium (which gathers no loopback candidates),
+//! inside a network namespace the test makes, on 10.77.0.1.
 
 mod common;
 
@@ -18,8 +15,8 @@ use common::rtc::{pair, Driver, Offerer};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The drivers' plan without the empty-message checks.
-const PLAN: &[&str] = &["--no-empty"];
+/// The drivers' full plan.
+const PLAN: &[&str] = &[];
 
 #[test]
 fn libdatachannel_offers_and_netplay_echoes() {

@@ -1,17 +1,18 @@
 //! Data channels: Godot's `WebRTCDataChannel` as a borrowing view into its peer connection.
 //!
-//! This module owns a channel's own state (ready state, inbound queue, write mode, counters)
-//! and the packet calls. The SCTP stream itself lives in the peer connection's engine; a
-//! [`DataChannel`] borrows the connection for the time of a call, so there is no shared
-//! ownership and no locking.
+//! This module owns a channel's own state (ready state, stream id, inbound queue, write mode,
+//! counters, the close handshake's progress) and the packet calls. The SCTP stream itself
+//! lives in the peer connection's association; a [`DataChannel`] borrows the connection for
+//! the time of a call, so there is no shared ownership and no locking.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use str0m::channel::{ChannelConfig, Reliability};
-
+use super::dcep::{self, ChannelReliability};
 use super::error::{Error, Result};
 use super::peer::PeerConnection;
+use super::sctp::{Reliability, SendError};
 
 /// A data channel's handle, valid for the lifetime of its [`PeerConnection`]. Get the channel
 /// with [`PeerConnection::channel`].
@@ -69,9 +70,19 @@ pub(crate) struct ChannelEntry {
     pub(crate) negotiated: Option<u16>,
     pub(crate) max_retransmits: Option<u16>,
     pub(crate) max_packet_life_time: Option<u16>,
-    /// The engine's handle, once the channel exists there.
-    pub(crate) engine_id: Option<str0m::channel::ChannelId>,
+    /// The SCTP stream: the negotiated id, or the one given when the association came up.
     pub(crate) stream_id: Option<u16>,
+    /// An in-band channel whose DATA_CHANNEL_OPEN was sent and not yet acknowledged sends
+    /// ordered (RFC 8832 §6), whatever it asked for.
+    pub(crate) awaiting_ack: bool,
+    /// The stream is in use in the association (opened and not yet reset both ways).
+    pub(crate) stream_busy: bool,
+    /// We asked for our outgoing side to be reset.
+    pub(crate) reset_requested: bool,
+    /// The remote peer reset its outgoing side.
+    pub(crate) incoming_reset: bool,
+    /// Our outgoing side was reset.
+    pub(crate) outgoing_reset: bool,
     pub(crate) state: ReadyState,
     pub(crate) write_mode: WriteMode,
     pub(crate) inbound: VecDeque<Packet>,
@@ -92,8 +103,12 @@ impl ChannelEntry {
             negotiated: options.negotiated_id,
             max_retransmits: options.max_retransmits,
             max_packet_life_time: options.max_packet_life_time,
-            engine_id: None,
             stream_id: options.negotiated_id,
+            awaiting_ack: false,
+            stream_busy: false,
+            reset_requested: false,
+            incoming_reset: false,
+            outgoing_reset: false,
             state: ReadyState::Connecting,
             write_mode: WriteMode::Binary,
             inbound: VecDeque::new(),
@@ -106,25 +121,26 @@ impl ChannelEntry {
         }
     }
 
-    /// An entry for a channel the remote peer announced in band.
-    pub(crate) fn from_remote(
-        config: &ChannelConfig,
-        engine_id: str0m::channel::ChannelId,
-    ) -> ChannelEntry {
-        let (max_retransmits, max_packet_life_time) = match config.reliability {
-            Reliability::Reliable => (None, None),
-            Reliability::MaxRetransmits { retransmits } => (Some(retransmits), None),
-            Reliability::MaxPacketLifetime { lifetime } => (None, Some(lifetime)),
+    /// An entry for a channel the remote peer announced in band on `stream`.
+    pub(crate) fn from_remote(open: &dcep::Open, stream: u16) -> ChannelEntry {
+        let (max_retransmits, max_packet_life_time) = match open.reliability {
+            ChannelReliability::Reliable => (None, None),
+            ChannelReliability::MaxRetransmits(n) => (Some(n), None),
+            ChannelReliability::MaxLifetimeMs(ms) => (None, Some(ms)),
         };
         ChannelEntry {
-            label: config.label.clone(),
-            protocol: config.protocol.clone(),
-            ordered: config.ordered,
+            label: open.label.clone(),
+            protocol: open.protocol.clone(),
+            ordered: open.ordered,
             negotiated: None,
             max_retransmits,
             max_packet_life_time,
-            engine_id: Some(engine_id),
-            stream_id: None,
+            stream_id: Some(stream),
+            awaiting_ack: false,
+            stream_busy: true,
+            reset_requested: false,
+            incoming_reset: false,
+            outgoing_reset: false,
             state: ReadyState::Open,
             write_mode: WriteMode::Binary,
             inbound: VecDeque::new(),
@@ -137,18 +153,27 @@ impl ChannelEntry {
         }
     }
 
-    pub(crate) fn engine_config(&self) -> ChannelConfig {
-        let reliability = match (self.max_retransmits, self.max_packet_life_time) {
-            (Some(retransmits), _) => Reliability::MaxRetransmits { retransmits },
-            (None, Some(lifetime)) => Reliability::MaxPacketLifetime { lifetime },
-            (None, None) => Reliability::Reliable,
-        };
-        ChannelConfig {
-            label: self.label.clone(),
+    /// The DATA_CHANNEL_OPEN announcing this channel.
+    pub(crate) fn dcep_open(&self) -> dcep::Open {
+        dcep::Open {
             ordered: self.ordered,
-            reliability,
-            negotiated: self.negotiated,
+            reliability: match (self.max_retransmits, self.max_packet_life_time) {
+                (Some(n), _) => ChannelReliability::MaxRetransmits(n),
+                (None, Some(ms)) => ChannelReliability::MaxLifetimeMs(ms),
+                (None, None) => ChannelReliability::Reliable,
+            },
+            priority: 256,
+            label: self.label.clone(),
             protocol: self.protocol.clone(),
+        }
+    }
+
+    /// The reliability of this channel's messages in the association.
+    pub(crate) fn reliability(&self) -> Reliability {
+        match (self.max_retransmits, self.max_packet_life_time) {
+            (Some(n), _) => Reliability::MaxRetransmits(n),
+            (None, Some(ms)) => Reliability::MaxLifetime(Duration::from_millis(u64::from(ms))),
+            (None, None) => Reliability::Reliable,
         }
     }
 
@@ -185,8 +210,9 @@ impl DataChannel<'_> {
 
     /// Sends one message, as text or binary according to [`write_mode`](Self::write_mode).
     ///
-    /// Fails with [`Error::MessageTooLarge`] over the maximum message size agreed with the
-    /// remote peer, with [`Error::EmptyMessage`] for an empty message, with [`Error::BufferFull`] when the send buffer has no room (nothing is
+    /// An empty message is sent as RFC 8831 says (one zero byte with the empty-message PPID)
+    /// and arrives empty. Fails with [`Error::MessageTooLarge`] over the maximum message size
+    /// agreed with the remote peer, with [`Error::BufferFull`] when the send buffer has no room (nothing is
     /// queued: retry when [`buffered_amount`](Self::buffered_amount) has dropped), and with
     /// [`Error::ChannelNotOpen`] unless the channel is open. The message leaves on the next
     /// `poll()`.
@@ -209,9 +235,6 @@ impl DataChannel<'_> {
         if self.entry().state != ReadyState::Open {
             return Err(Error::ChannelNotOpen);
         }
-        if data.is_empty() {
-            return Err(Error::EmptyMessage);
-        }
         let max = self.pc.max_message_size();
         if data.len() > max {
             return Err(Error::MessageTooLarge {
@@ -219,19 +242,26 @@ impl DataChannel<'_> {
                 max,
             });
         }
-        let engine_id = self.entry().engine_id.ok_or(Error::ChannelNotOpen)?;
-        let mut channel = self
-            .pc
-            .rtc
-            .channel(engine_id)
-            .ok_or(Error::ChannelNotOpen)?;
-        match channel.write(binary, data) {
-            Ok(true) => {}
-            Ok(false) => {
-                let buffered = channel.buffered_amount();
+        let entry = self.entry();
+        let stream = entry.stream_id.ok_or(Error::ChannelNotOpen)?;
+        let ordered = entry.ordered || entry.awaiting_ack;
+        let reliability = entry.reliability();
+        let ppid = dcep::message_ppid(binary, data.is_empty());
+        // RFC 8831 §6.6: an empty message travels as one zero byte with its own PPID.
+        let wire: &[u8] = if data.is_empty() { &[0] } else { data };
+        let sctp = self.pc.transport.sctp().ok_or(Error::ChannelNotOpen)?;
+        match sctp.send(stream, ppid, ordered, reliability, wire, Instant::now()) {
+            Ok(()) => {}
+            Err(SendError::BufferFull) => {
                 return Err(Error::BufferFull {
                     size: data.len(),
-                    buffered,
+                    buffered: sctp.total_buffered(),
+                });
+            }
+            Err(SendError::TooLarge { .. }) => {
+                return Err(Error::MessageTooLarge {
+                    size: data.len(),
+                    max,
                 });
             }
             Err(e) => return Err(Error::Engine(e.to_string())),
@@ -297,16 +327,6 @@ impl DataChannel<'_> {
     /// The SCTP stream id: known at once for negotiated channels, once the association is up
     /// for in-band ones (`None` until then, where Godot returns -1 or 65535).
     pub fn id(&mut self) -> Option<u16> {
-        if self.entry().stream_id.is_none() {
-            if let Some(engine_id) = self.entry().engine_id {
-                let stream = self
-                    .pc
-                    .rtc
-                    .direct_api()
-                    .sctp_stream_id_by_channel_id(engine_id);
-                self.entry_mut().stream_id = stream;
-            }
-        }
         self.entry().stream_id
     }
 
@@ -335,17 +355,17 @@ impl DataChannel<'_> {
     /// pressure signal. The send budget ([`PeerConfig::max_buffered_amount`](super::PeerConfig))
     /// is shared by all channels of the connection.
     pub fn buffered_amount(&mut self) -> usize {
-        if self.entry().state != ReadyState::Open {
+        let entry = self.entry();
+        if entry.state != ReadyState::Open {
             return 0;
         }
-        let Some(engine_id) = self.entry().engine_id else {
+        let Some(stream) = entry.stream_id else {
             return 0;
         };
         self.pc
-            .rtc
-            .channel(engine_id)
-            .map(|mut c| c.buffered_amount())
-            .unwrap_or(0)
+            .transport
+            .sctp_ref()
+            .map_or(0, |sctp| sctp.buffered_amount(stream))
     }
 
     /// Messages and bytes sent and received on this channel:

@@ -78,10 +78,6 @@ pub enum Error {
         /// The largest message that may be sent.
         max: usize,
     },
-    /// An empty message: the SCTP stack below cannot send one (RFC 8831's one-byte
-    /// placeholder is not supported by it), and sending nothing would stall an ordered channel.
-    #[error("empty messages cannot be sent")]
-    EmptyMessage,
     /// The send buffer has no room for the message: wait until `buffered_amount()` drops.
     #[error("send buffer full: {size} bytes do not fit (buffered: {buffered} bytes)")]
     BufferFull {

@@ -1,11 +1,12 @@
 //! Native WebRTC: Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`, polled, without
 //! threads.
 //!
-//! [`PeerConnection`] is a driver around str0m's sans-IO engine (ICE, DTLS, SCTP, DCEP). It
-//! owns what str0m leaves to its user: the UDP sockets and candidate gathering, the
-//! offer/answer state machine with Godot's events, and the connection-state timers
-//! (Disconnected, Failed), which str0m does not have. Data channels are [`DataChannel`]
-//! views borrowed from their connection, addressed by [`ChannelId`].
+//! [`PeerConnection`] drives a sans-IO stack: str0m's ICE agent and DTLS (pure-Rust crypto),
+//! netplay's own SCTP association (built for throughput: no per-packet scans of what is in
+//! flight) and DCEP, and netplay's own SDP for data-only sessions. It owns the UDP sockets and
+//! candidate gathering, the offer/answer state machine with Godot's events, and the
+//! connection-state timers (Disconnected, Failed). Data channels are [`DataChannel`] views
+//! borrowed from their connection, addressed by [`ChannelId`].
 //!
 //! Candidates: host candidates from the local sockets; server-reflexive ones from the `stun:`
 //! servers of [`PeerConfig::ice_servers`] (a Binding request from each socket); relayed ones
@@ -32,8 +33,7 @@
 //!
 //! Known limits: one offer/answer exchange per connection (no renegotiation or ICE restart;
 //! channels added later need none); ICE over UDP only (TCP candidates are ignored, mDNS
-//! `.local` candidates are refused with [`Error::UnsupportedCandidate`]); empty messages are
-//! refused with [`Error::EmptyMessage`] because the SCTP stack below cannot send them. STUN and
+//! `.local` candidates are refused with [`Error::UnsupportedCandidate`]). STUN and
 //! TURN servers are reached over UDP only: `stuns:`, `turns:` and `?transport=tcp` URLs are
 //! refused by [`PeerConnection::new`] with [`Error::UnsupportedIceServer`]; a server's host
 //! name is resolved by the system resolver when gathering starts (that call blocks meanwhile);
@@ -99,6 +99,8 @@ mod error;
 mod gather;
 mod ice_sources;
 mod peer;
+mod dcep;
+mod transport;
 pub(crate) mod sctp;
 pub(crate) mod sdp;
 

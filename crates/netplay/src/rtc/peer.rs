@@ -1,6 +1,7 @@
-//! The peer connection: Godot's `WebRTCPeerConnection`, a polled driver around str0m's
-//! sans-IO `Rtc` (ICE, DTLS, SCTP) that owns the UDP sockets, the signaling state machine,
-//! the connection-state timers and the data channels.
+//! The peer connection: Godot's `WebRTCPeerConnection`, a polled driver around the sans-IO
+//! [transport](super::transport) (ICE, DTLS, SCTP) that owns the UDP sockets, the
+//! offer/answer state machine, the connection-state timers and the data channels (their
+//! streams, DCEP and the close handshake).
 //!
 //! Nothing runs between two calls: `poll()` reads the sockets, feeds the engine, sends what it
 //! produces and turns its events into [`Event`]s. Signaling (carrying descriptions and
@@ -12,28 +13,30 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, IceConnectionState, IceCreds};
 
 use super::channel::{ChannelEntry, ChannelId, DataChannel, ReadyState};
 use super::config::{
     DataChannelOptions, IceServerUrl, PeerConfig, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
 };
+use super::dcep;
 use super::error::{Error, Result};
 use super::gather::{
     CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets,
 };
 use super::ice_sources;
+use super::sctp::{Reliability, SctpConfig, SctpEvent};
+use super::sdp::{self, LocalDescription, RemoteDescription, SdpError, Setup};
+use super::transport::{RemoteParams, Transport, TransportEvent};
 
 /// Most datagrams kept while waiting for the answer to our offer.
 const MAX_EARLY_DATAGRAMS: usize = 64;
-/// Datagrams fed to the engine between two drains of its output.
+/// Datagrams fed to the transport between two drains of its output.
 const DRAIN_EVERY: usize = 32;
 /// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 const MAX_DATAGRAMS_PER_POLL: usize = 4096;
-/// Engine outputs handled in one drain at most (a guard, never reached in practice).
-const MAX_OUTPUTS_PER_DRAIN: usize = 1 << 20;
+/// The SCTP port of every association (RFC 8841 default).
+const SCTP_PORT: u16 = 5000;
 
 /// The type of a session description (Godot passes it as the string `"offer"` or
 /// `"answer"`; [`FromStr`] and [`SdpKind::as_str`] convert).
@@ -197,10 +200,9 @@ pub struct CandidatePair {
 /// Statistics of a peer connection (what Godot does not expose).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// The latest round-trip time of an ICE check on the selected pair (updated once a
-    /// second).
+    /// The round-trip time of the latest ICE check on the selected pair.
     pub rtt: Option<Duration>,
-    /// The selected candidate pair (updated once a second).
+    /// The selected candidate pair.
     pub selected_pair: Option<CandidatePair>,
     /// UDP datagrams sent.
     pub packets_sent: u64,
@@ -229,7 +231,7 @@ pub struct Stats {
 pub struct PeerConnection {
     config: PeerConfig,
     ice_servers: Vec<IceServerUrl>,
-    pub(crate) rtc: Rtc,
+    pub(crate) transport: Transport,
     pub(crate) channels: Vec<ChannelEntry>,
     events: VecDeque<Event>,
     state: ConnectionState,
@@ -237,17 +239,19 @@ pub struct PeerConnection {
     signaling: SignalingState,
     sockets: Sockets,
     sources: Vec<Box<dyn CandidateSource>>,
-    pending_offer: Option<SdpPendingOffer>,
+    /// Our offer is out and its answer not applied yet.
+    awaiting_answer: bool,
     local_description: Option<(SdpKind, String)>,
-    /// A description was created or applied: the engine has (or will have) an SCTP
-    /// association, so channels go straight to it.
-    engine_has_app: bool,
-    remote_applied: bool,
+    /// A description was created or applied: no second exchange.
+    negotiated: bool,
+    /// The association is up: channels open on it at once.
+    established: bool,
     /// Datagrams that arrived while this side's offer waited for its answer (the remote peer
     /// starts ICE and DTLS as soon as it has answered, and its first flights can outrun the
     /// answer through signaling); fed to the engine once the answer is applied.
     early_datagrams: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     mid: String,
+    session_id: u64,
     remote_max_message_size: usize,
     negotiated_at: Option<Instant>,
     last_received: Option<Instant>,
@@ -255,6 +259,8 @@ pub struct PeerConnection {
     ice_disconnected: bool,
     dtls_connected: bool,
     stats: Stats,
+    /// Received bytes the channels hold, last told to the association.
+    held_reported: usize,
     buf: Vec<u8>,
 }
 
@@ -284,14 +290,18 @@ impl PeerConnection {
         // disconnection timeout keep a healthy but idle connection from looking silent.
         let max_rto = (config.ice_disconnected_timeout / 3)
             .clamp(Duration::from_millis(50), Duration::from_secs(3));
-        let mut engine = Rtc::builder()
-            .set_sctp_max_buffered_amount(config.max_buffered_amount)
-            .set_stats_interval(Some(Duration::from_secs(1)));
-        engine.set_initial_stun_rto(max_rto.min(Duration::from_millis(250)));
-        engine.set_max_stun_rto(max_rto);
+        let sctp = SctpConfig {
+            max_message_size: config.max_message_size,
+            max_buffered_amount: config.max_buffered_amount,
+            ..SctpConfig::default()
+        };
+        let transport = Transport::new((max_rto.min(Duration::from_millis(250)), max_rto), sctp)?;
         let sources = ice_sources::sources_for(&ice_servers, &config);
+        let mut id = [0u8; 8];
+        let _ = getrandom::fill(&mut id);
+        let _ = now;
         Ok(PeerConnection {
-            rtc: engine.build(now),
+            transport,
             ice_servers,
             channels: Vec::new(),
             events: VecDeque::new(),
@@ -300,12 +310,13 @@ impl PeerConnection {
             signaling: SignalingState::Stable,
             sockets: Sockets::empty(),
             sources,
-            pending_offer: None,
+            awaiting_answer: false,
             local_description: None,
-            engine_has_app: false,
-            remote_applied: false,
+            negotiated: false,
+            established: false,
             early_datagrams: VecDeque::new(),
             mid: String::from("0"),
+            session_id: u64::from_be_bytes(id) >> 2,
             remote_max_message_size: DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
             negotiated_at: None,
             last_received: None,
@@ -313,6 +324,7 @@ impl PeerConnection {
             ice_disconnected: false,
             dtls_connected: false,
             stats: Stats::default(),
+            held_reported: 0,
             buf: vec![0; 65536],
             config,
         })
@@ -383,6 +395,11 @@ impl PeerConnection {
     /// Statistics.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
+        stats.rtt = self.transport.rtt().or(stats.rtt);
+        stats.selected_pair = self
+            .transport
+            .send_path()
+            .map(|(local, remote)| CandidatePair { local, remote });
         for c in &self.channels {
             stats.messages_sent += c.messages_sent;
             stats.messages_received += c.messages_received;
@@ -417,33 +434,22 @@ impl PeerConnection {
                 return Err(Error::DuplicateChannelId(id));
             }
         }
-        let mut entry = ChannelEntry::new(label.to_owned(), &options);
-        if self.engine_has_app {
-            entry.engine_id = Some(
-                self.rtc
-                    .direct_api()
-                    .create_data_channel(entry.engine_config()),
-            );
-        }
+        let entry = ChannelEntry::new(label.to_owned(), &options);
         let id = ChannelId(self.channels.len() as u32);
         self.channels.push(entry);
+        // On a running association it opens at the next `poll()`.
         Ok(id)
     }
 
-    fn negotiated_id_in_use(&mut self, id: u16) -> bool {
-        if self
-            .rtc
-            .direct_api()
-            .channel_id_by_sctp_stream_id(id)
-            .is_some()
-        {
-            return true;
-        }
-        // A channel handed to the engine stays allocated there until its stream reset
-        // completes, which the engine reports only as the stream id being free above.
+    /// Whether a stream id is taken: by a channel not closed yet, or by a closed one whose
+    /// stream has not been reset both ways.
+    fn negotiated_id_in_use(&self, id: u16) -> bool {
+        self.stream_in_use(id)
+    }
+
+    fn stream_in_use(&self, id: u16) -> bool {
         self.channels.iter().any(|c| {
-            (c.negotiated == Some(id) || c.stream_id == Some(id))
-                && (c.state != ReadyState::Closed || c.engine_id.is_some())
+            c.stream_id == Some(id) && (c.state != ReadyState::Closed || c.stream_busy)
         })
     }
 
@@ -469,38 +475,24 @@ impl PeerConnection {
         if self.is_finished() {
             return Err(Error::Closed);
         }
-        if self.signaling != SignalingState::Stable || self.engine_has_app {
+        if self.signaling != SignalingState::Stable || self.negotiated {
             return Err(Error::InvalidState {
                 operation: "create_offer",
                 reason: "only one offer/answer exchange per connection is supported",
             });
         }
-        let pending: Vec<usize> = (0..self.channels.len())
-            .filter(|&i| {
-                self.channels[i].engine_id.is_none()
-                    && self.channels[i].state == ReadyState::Connecting
-            })
-            .collect();
-        if pending.is_empty() {
+        let pending = self
+            .channels
+            .iter()
+            .any(|c| c.state == ReadyState::Connecting);
+        if !pending {
             return Err(Error::NoDataChannels);
         }
         self.bind_sockets()?;
         let now = Instant::now();
-        let mut api = self.rtc.sdp_api();
-        let mut ids = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            ids.push(api.add_channel_with_config(self.channels[i].engine_config()));
-        }
-        let (offer, pending_offer) = api
-            .apply()
-            .ok_or_else(|| Error::Engine("the engine produced no offer".into()))?;
-        for (&i, id) in pending.iter().zip(ids) {
-            self.channels[i].engine_id = Some(id);
-        }
-        self.engine_has_app = true;
-        self.pending_offer = Some(pending_offer);
-        let sdp = offer.to_sdp_string();
-        self.mid = application_mid(&sdp).unwrap_or_else(|| "0".into());
+        let sdp = self.write_description(Setup::ActPass, None);
+        self.negotiated = true;
+        self.awaiting_answer = true;
         self.local_description = Some((SdpKind::Offer, sdp.clone()));
         self.set_signaling(SignalingState::HaveLocalOffer);
         self.events.push_back(Event::SessionDescriptionCreated {
@@ -509,6 +501,26 @@ impl PeerConnection {
         });
         self.start_gathering(now);
         Ok(())
+    }
+
+    fn write_description(&self, setup: Setup, offer: Option<&RemoteDescription>) -> String {
+        let creds: &IceCreds = self.transport.local_credentials();
+        let local = LocalDescription {
+            session_id: self.session_id,
+            ice_ufrag: &creds.ufrag,
+            ice_pwd: &creds.pass,
+            fingerprint_sha256: self.transport.fingerprint(),
+            setup,
+            mid: &self.mid,
+            sctp_port: SCTP_PORT,
+            max_message_size: self.config.max_message_size as u64,
+            candidates: &[],
+            end_of_candidates: false,
+        };
+        match offer {
+            None => sdp::write_offer(&local),
+            Some(offer) => sdp::write_answer(&local, offer),
+        }
     }
 
     /// Godot's `set_local_description`. The description was already applied when it was
@@ -543,39 +555,24 @@ impl PeerConnection {
         let now = Instant::now();
         match kind {
             SdpKind::Offer => {
-                if self.signaling != SignalingState::Stable || self.engine_has_app {
+                if self.signaling != SignalingState::Stable || self.negotiated {
                     return Err(Error::InvalidState {
                         operation: "set_remote_description(offer)",
                         reason: "only one offer/answer exchange per connection is supported",
                     });
                 }
-                let offer =
-                    SdpOffer::from_sdp_string(sdp).map_err(|e| Error::InvalidSdp(e.to_string()))?;
-                check_fingerprint(sdp)?;
+                let offer = sdp::parse(sdp, true).map_err(sdp_error)?;
                 self.bind_sockets()?;
-                let answer = match self.rtc.sdp_api().accept_offer(offer) {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        if !self.rtc.is_alive() {
-                            self.fail();
-                        }
-                        return Err(Error::SdpRejected(e.to_string()));
-                    }
+                // JSEP: the answerer takes the DTLS role the offer leaves open (the client,
+                // as browsers do) and is the controlled ICE agent.
+                let (setup, dtls_client) = match offer.setup {
+                    Setup::Active => (Setup::Passive, false),
+                    Setup::Passive | Setup::ActPass => (Setup::Active, true),
                 };
-                self.remote_max_message_size = remote_max_message_size(sdp);
-                self.engine_has_app = true;
-                self.remote_applied = true;
-                for i in 0..self.channels.len() {
-                    if self.channels[i].engine_id.is_none()
-                        && self.channels[i].state == ReadyState::Connecting
-                    {
-                        let config = self.channels[i].engine_config();
-                        self.channels[i].engine_id =
-                            Some(self.rtc.direct_api().create_data_channel(config));
-                    }
-                }
-                let answer = answer.to_sdp_string();
-                self.mid = application_mid(&answer).unwrap_or_else(|| "0".into());
+                self.mid = offer.mid.clone();
+                let answer = self.write_description(setup, Some(&offer));
+                self.apply_remote(&offer, false, dtls_client, now)?;
+                self.negotiated = true;
                 self.local_description = Some((SdpKind::Answer, answer.clone()));
                 self.set_signaling(SignalingState::HaveRemoteOffer);
                 self.events.push_back(Event::SessionDescriptionCreated {
@@ -588,23 +585,20 @@ impl PeerConnection {
                 Ok(())
             }
             SdpKind::Answer => {
-                if self.signaling != SignalingState::HaveLocalOffer || self.pending_offer.is_none()
-                {
+                if self.signaling != SignalingState::HaveLocalOffer || !self.awaiting_answer {
                     return Err(Error::InvalidState {
                         operation: "set_remote_description(answer)",
                         reason: "no local offer is waiting for an answer",
                     });
                 }
-                let answer = SdpAnswer::from_sdp_string(sdp)
-                    .map_err(|e| Error::InvalidSdp(e.to_string()))?;
-                check_fingerprint(sdp)?;
-                let pending = self.pending_offer.take().expect("checked above");
-                if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+                let answer = sdp::parse(sdp, false).map_err(sdp_error)?;
+                // The answer says which DTLS role it took; ours is the other one.
+                let dtls_client = answer.setup == Setup::Passive;
+                if let Err(e) = self.apply_remote(&answer, true, dtls_client, now) {
                     self.fail();
-                    return Err(Error::SdpRejected(e.to_string()));
+                    return Err(e);
                 }
-                self.remote_max_message_size = remote_max_message_size(sdp);
-                self.remote_applied = true;
+                self.awaiting_answer = false;
                 self.set_signaling(SignalingState::Stable);
                 self.start_negotiation(now);
                 while let Some((source, destination, data)) = self.early_datagrams.pop_front() {
@@ -614,6 +608,37 @@ impl PeerConnection {
                 Ok(())
             }
         }
+    }
+
+    /// Starts the transport with a remote description and adds the candidates it carries.
+    fn apply_remote(
+        &mut self,
+        remote: &RemoteDescription,
+        offerer: bool,
+        dtls_client: bool,
+        now: Instant,
+    ) -> Result<()> {
+        self.transport.start(
+            RemoteParams {
+                creds: IceCreds {
+                    ufrag: remote.ice_ufrag.clone(),
+                    pass: remote.ice_pwd.clone(),
+                },
+                fingerprint: remote.fingerprint.bytes.clone(),
+                // The offerer controls, unless the other side is a full agent facing our
+                // lite one (never: we are full) or is lite itself (then we must control).
+                controlling: offerer || remote.ice_lite,
+                dtls_client,
+            },
+            now,
+        )?;
+        self.remote_max_message_size = remote_max_message_size(remote.max_message_size);
+        for line in &remote.candidates {
+            if let Ok(Some(candidate)) = parse_candidate(line) {
+                self.transport.add_remote_candidate(candidate);
+            }
+        }
+        Ok(())
     }
 
     /// Godot's `add_ice_candidate`. The candidate line is accepted with or without the `a=`
@@ -631,7 +656,7 @@ impl PeerConnection {
         let Some(candidate) = parse_candidate(candidate)? else {
             return Ok(());
         };
-        self.rtc.add_remote_candidate(candidate);
+        self.transport.add_remote_candidate(candidate);
         Ok(())
     }
 
@@ -643,17 +668,17 @@ impl PeerConnection {
             return;
         }
         let now = Instant::now();
-        if self.rtc.is_alive() {
-            let _ = self.rtc.close();
-            self.drain_output(now);
+        if self.transport.is_alive() {
+            self.transport.close(now);
+            self.send_datagrams();
         }
-        self.rtc.disconnect();
+        self.transport.disconnect();
         self.close_sources(now);
         self.close_all_channels();
         self.set_signaling(SignalingState::Closed);
         self.set_state(ConnectionState::Closed);
         self.sockets = Sockets::empty();
-        self.pending_offer = None;
+        self.awaiting_answer = false;
     }
 
     /// Godot's `poll()`: reads every socket without blocking, feeds the engine, runs the
@@ -669,11 +694,7 @@ impl PeerConnection {
         }
         self.read_sockets(now);
         self.run_sources(now);
-        if self.rtc.is_alive() {
-            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-                self.engine_error(e);
-            }
-        }
+        self.transport.handle_timeout(now);
         self.drain_output(now);
         self.check_timers(now);
     }
@@ -757,7 +778,7 @@ impl PeerConnection {
         let Ok(candidate) = candidate else {
             return;
         };
-        if let Some(added) = self.rtc.add_local_candidate(candidate) {
+        if let Some(added) = self.transport.add_local_candidate(candidate) {
             let mut line = added.to_sdp_string();
             if local.kind == CandidateKind::ServerReflexive {
                 // The engine writes 0.0.0.0; the base is no secret next to the host candidate
@@ -830,9 +851,9 @@ impl PeerConnection {
 
     fn read_sockets(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
-        // Draining the engine walks its whole send queue, so it runs once per batch of
-        // datagrams, not once per datagram; the inbound limit is checked per batch too, so a
-        // channel can go over it by at most one batch.
+        // The transport is drained once per batch of datagrams, not once per datagram, so one
+        // SACK answers a batch; the inbound limit is checked per batch too, so a channel can go
+        // over it by at most one batch.
         let mut undrained = 0;
         'sockets: for index in 0..self.sockets.len() {
             for _ in 0..MAX_DATAGRAMS_PER_POLL {
@@ -881,10 +902,10 @@ impl PeerConnection {
     }
 
     fn feed(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8], now: Instant) {
-        if !self.rtc.is_alive() {
+        if !self.transport.is_alive() {
             return;
         }
-        if self.pending_offer.is_some() {
+        if self.awaiting_answer {
             // Our offer is out, its answer not applied yet: keep what the answerer sends
             // (ICE checks, the DTLS ClientHello) for then, instead of making it retransmit.
             if self.early_datagrams.len() < MAX_EARLY_DATAGRAMS && data.len() <= 2048 {
@@ -895,80 +916,79 @@ impl PeerConnection {
             }
             return;
         }
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        if self
+            .transport
+            .handle_datagram(source, destination, data, now)
+        {
+            self.stats.packets_received += 1;
+            self.stats.bytes_received += data.len() as u64;
+            self.last_received = Some(now);
+        } else {
             self.stats.packets_discarded += 1;
-            return;
-        };
-        let input = Input::Receive(now, receive);
-        if !self.rtc.accepts(&input) {
-            self.stats.packets_discarded += 1;
-            return;
-        }
-        match self.rtc.handle_input(input) {
-            Ok(()) => {
-                self.stats.packets_received += 1;
-                self.stats.bytes_received += data.len() as u64;
-                self.last_received = Some(now);
-            }
-            Err(e) => {
-                self.stats.packets_discarded += 1;
-                self.engine_error(e);
-            }
         }
     }
 
-    fn engine_error(&mut self, _error: str0m::RtcError) {
-        if !self.rtc.is_alive() && !self.is_finished() {
-            self.fail();
-        }
-    }
-
+    /// Lets the transport send, handles what it reports, opens waiting channels and sends
+    /// what that queued.
     fn drain_output(&mut self, now: Instant) {
-        for _ in 0..MAX_OUTPUTS_PER_DRAIN {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(_)) => break,
-                Ok(Output::Transmit(t)) => {
-                    let mut wrapped = None;
-                    for source in &mut self.sources {
-                        if let Some(w) = source.wrap_transmit(t.source, t.destination, &t.contents)
-                        {
-                            wrapped = Some(w);
-                            break;
-                        }
-                    }
-                    let sent = match &wrapped {
-                        Some(w) => self.sockets.send(w.local, w.destination, &w.contents),
-                        None => self.sockets.send(t.source, t.destination, &t.contents),
-                    };
-                    if sent {
-                        self.stats.packets_sent += 1;
-                        self.stats.bytes_sent += t.contents.len() as u64;
-                    }
-                }
-                Ok(Output::Event(e)) => self.handle_engine_event(e, now),
-                Err(e) => {
-                    self.engine_error(e);
-                    break;
+        self.transport.drive(now);
+        while let Some(event) = self.transport.poll_event() {
+            self.handle_transport_event(event, now);
+        }
+        if self.established {
+            self.open_waiting_channels(now);
+            let held: usize = self.channels.iter().map(|c| c.inbound_bytes).sum();
+            if held != self.held_reported {
+                self.held_reported = held;
+                if let Some(sctp) = self.transport.sctp() {
+                    sctp.set_held_bytes(held);
                 }
             }
+            self.transport.drive(now);
         }
+        self.send_datagrams();
         self.send_source_transmits();
     }
 
-    fn entry_by_engine_id(&self, id: str0m::channel::ChannelId) -> Option<usize> {
-        self.channels.iter().position(|c| c.engine_id == Some(id))
+    /// Sends the transport's datagrams, through a TURN relay where the path is relayed.
+    fn send_datagrams(&mut self) {
+        while let Some(t) = self.transport.poll_transmit() {
+            let mut wrapped = None;
+            for source in &mut self.sources {
+                if let Some(w) = source.wrap_transmit(t.source, t.destination, &t.contents) {
+                    wrapped = Some(w);
+                    break;
+                }
+            }
+            let sent = match &wrapped {
+                Some(w) => self.sockets.send(w.local, w.destination, &w.contents),
+                None => self.sockets.send(t.source, t.destination, &t.contents),
+            };
+            if sent {
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += t.contents.len() as u64;
+            }
+            self.transport.recycle(t.contents);
+        }
     }
 
-    fn handle_engine_event(&mut self, event: str0m::Event, now: Instant) {
+    fn entry_by_stream(&self, stream: u16) -> Option<usize> {
+        // A closed channel's stream can be reused: the live entry is the last one.
+        self.channels
+            .iter()
+            .rposition(|c| c.stream_id == Some(stream) && c.stream_busy)
+    }
+
+    fn handle_transport_event(&mut self, event: TransportEvent, now: Instant) {
         match event {
-            str0m::Event::Connected => {
+            TransportEvent::Secure => {
                 self.dtls_connected = true;
                 self.last_received = Some(now);
                 if !self.is_finished() {
                     self.set_state(ConnectionState::Connected);
                 }
             }
-            str0m::Event::IceConnectionStateChange(ice) => match ice {
+            TransportEvent::Ice(ice) => match ice {
                 IceConnectionState::Checking if self.state == ConnectionState::New => {
                     self.set_state(ConnectionState::Connecting);
                 }
@@ -978,61 +998,211 @@ impl PeerConnection {
                 }
                 _ => {}
             },
-            str0m::Event::ChannelOpen(id, _label) => {
-                let index = match self.entry_by_engine_id(id) {
-                    Some(index) => index,
-                    None => {
-                        let Some(config) = self.rtc.channel(id).and_then(|c| c.config().cloned())
-                        else {
-                            return;
-                        };
-                        self.channels.push(ChannelEntry::from_remote(&config, id));
-                        let handle = ChannelId(self.channels.len() as u32 - 1);
-                        self.events.push_back(Event::DataChannelReceived(handle));
-                        self.channels.len() - 1
+            TransportEvent::Sctp(event) => self.handle_sctp_event(event, now),
+            TransportEvent::Failed(reason) => {
+                tracing::debug!("peer connection failed: {reason}");
+                self.fail();
+            }
+            TransportEvent::Closed => self.remote_closed(),
+        }
+    }
+
+    fn remote_closed(&mut self) {
+        self.transport.disconnect();
+        self.close_all_channels();
+        self.set_signaling(SignalingState::Closed);
+        self.set_state(ConnectionState::Closed);
+    }
+
+    fn handle_sctp_event(&mut self, event: SctpEvent, now: Instant) {
+        match event {
+            SctpEvent::Established => {
+                self.established = true;
+                self.open_waiting_channels(now);
+            }
+            SctpEvent::Message { stream, ppid, data } => {
+                self.handle_message(stream, ppid, data, now);
+            }
+            SctpEvent::IncomingStreamsReset(mut streams) => {
+                if streams.is_empty() {
+                    // Every stream.
+                    streams = self
+                        .channels
+                        .iter()
+                        .filter(|c| c.stream_busy)
+                        .filter_map(|c| c.stream_id)
+                        .collect();
+                }
+                let mut reset = Vec::new();
+                for stream in streams {
+                    let Some(index) = self.entry_by_stream(stream) else {
+                        continue;
+                    };
+                    let entry = &mut self.channels[index];
+                    entry.incoming_reset = true;
+                    if !entry.reset_requested {
+                        // RFC 8831 §6.7: the remote peer closed; close our side too.
+                        entry.reset_requested = true;
+                        if entry.state == ReadyState::Open {
+                            entry.state = ReadyState::Closing;
+                        }
+                        reset.push(stream);
                     }
+                    self.settle_close(index);
+                }
+                if !reset.is_empty() {
+                    if let Some(sctp) = self.transport.sctp() {
+                        sctp.reset_streams(&reset);
+                    }
+                }
+            }
+            SctpEvent::OutgoingStreamsReset(streams) => {
+                for stream in streams {
+                    if let Some(index) = self.entry_by_stream(stream) {
+                        self.channels[index].outgoing_reset = true;
+                        self.settle_close(index);
+                    }
+                }
+            }
+            SctpEvent::OutgoingStreamsResetFailed(streams) => {
+                // The peer cannot reset them: the channels are over for us, but their streams
+                // stay taken (their sequence numbers were not reset).
+                for stream in streams {
+                    if let Some(index) = self.entry_by_stream(stream) {
+                        self.mark_channel_closed(index);
+                    }
+                }
+            }
+            SctpEvent::Closed { error } => {
+                tracing::debug!("SCTP association closed: {error:?}");
+                self.remote_closed();
+            }
+        }
+    }
+
+    /// Marks a channel closed once its stream is reset both ways (or, when the remote peer
+    /// closed it, once our side is reset too).
+    fn settle_close(&mut self, index: usize) {
+        let entry = &mut self.channels[index];
+        if entry.incoming_reset && entry.outgoing_reset {
+            entry.stream_busy = false;
+            self.mark_channel_closed(index);
+        }
+    }
+
+    fn handle_message(&mut self, stream: u16, ppid: u32, data: Vec<u8>, now: Instant) {
+        if ppid == dcep::PPID_DCEP {
+            match dcep::parse(&data) {
+                Ok(dcep::Message::Open(open)) => self.remote_opened(stream, &open, now),
+                Ok(dcep::Message::Ack) => {
+                    if let Some(index) = self.entry_by_stream(stream) {
+                        self.channels[index].awaiting_ack = false;
+                    }
+                }
+                Err(e) => tracing::debug!("DCEP message on stream {stream} refused: {e}"),
+            }
+            return;
+        }
+        let Some((binary, empty)) = dcep::message_kind(ppid) else {
+            tracing::debug!("message with unknown PPID {ppid} on stream {stream} dropped");
+            return;
+        };
+        let Some(index) = self.entry_by_stream(stream) else {
+            tracing::debug!("message on stream {stream} without a channel dropped");
+            return;
+        };
+        let entry = &mut self.channels[index];
+        // Any message from the other side acknowledges the channel (RFC 8832 §6).
+        entry.awaiting_ack = false;
+        if entry.state == ReadyState::Closed {
+            return;
+        }
+        let data = if empty { Vec::new() } else { data };
+        entry.push_inbound(data, binary);
+    }
+
+    /// A DATA_CHANNEL_OPEN from the remote peer: a new channel, acknowledged at once.
+    fn remote_opened(&mut self, stream: u16, open: &dcep::Open, now: Instant) {
+        if self.stream_in_use(stream) {
+            tracing::debug!("DATA_CHANNEL_OPEN on stream {stream}, which is in use: ignored");
+            return;
+        }
+        let Some(sctp) = self.transport.sctp() else {
+            return;
+        };
+        if sctp
+            .send(
+                stream,
+                dcep::PPID_DCEP,
+                true,
+                Reliability::Reliable,
+                &dcep::encode_ack(),
+                now,
+            )
+            .is_err()
+        {
+            tracing::debug!("DATA_CHANNEL_ACK on stream {stream} could not be queued");
+        }
+        self.channels.push(ChannelEntry::from_remote(open, stream));
+        let handle = ChannelId(self.channels.len() as u32 - 1);
+        self.events.push_back(Event::DataChannelReceived(handle));
+        self.events.push_back(Event::DataChannelOpen(handle));
+    }
+
+    /// Opens the channels still waiting on a running association: negotiated ones at once,
+    /// in-band ones with a DATA_CHANNEL_OPEN on a stream of our parity (RFC 8832 §6: the DTLS
+    /// client takes even ids, the server odd ones).
+    fn open_waiting_channels(&mut self, now: Instant) {
+        let client = self.transport.is_dtls_client();
+        for index in 0..self.channels.len() {
+            if self.channels[index].state != ReadyState::Connecting {
+                continue;
+            }
+            let stream = match self.channels[index].stream_id {
+                Some(stream) => stream,
+                None => {
+                    let mut candidate: u32 = if client { 0 } else { 1 };
+                    while candidate <= u32::from(u16::MAX - 1)
+                        && self.stream_in_use(candidate as u16)
+                    {
+                        candidate += 2;
+                    }
+                    if candidate > u32::from(u16::MAX - 1) {
+                        tracing::debug!("no free stream for a channel");
+                        self.mark_channel_closed(index);
+                        continue;
+                    }
+                    candidate as u16
+                }
+            };
+            let in_band = self.channels[index].negotiated.is_none();
+            if in_band {
+                let open = self.channels[index].dcep_open().encode();
+                let Some(sctp) = self.transport.sctp() else {
+                    return;
                 };
-                let stream = self.rtc.direct_api().sctp_stream_id_by_channel_id(id);
-                let entry = &mut self.channels[index];
-                if entry.stream_id.is_none() {
-                    entry.stream_id = stream;
-                }
-                if entry.state == ReadyState::Connecting || entry.state == ReadyState::Open {
-                    entry.state = ReadyState::Open;
-                    self.events
-                        .push_back(Event::DataChannelOpen(ChannelId(index as u32)));
-                }
-            }
-            str0m::Event::ChannelData(data) => {
-                if let Some(index) = self.entry_by_engine_id(data.id) {
-                    self.channels[index].push_inbound(data.data, data.binary);
-                }
-            }
-            str0m::Event::ChannelClose(id) => {
-                if let Some(index) = self.entry_by_engine_id(id) {
-                    self.mark_channel_closed(index);
+                if sctp
+                    .send(
+                        stream,
+                        dcep::PPID_DCEP,
+                        true,
+                        Reliability::Reliable,
+                        &open,
+                        now,
+                    )
+                    .is_err()
+                {
+                    // No room now: try again at the next poll.
+                    return;
                 }
             }
-            str0m::Event::Closed => {
-                self.close_all_channels();
-                self.set_signaling(SignalingState::Closed);
-                self.set_state(ConnectionState::Closed);
-            }
-            str0m::Event::PeerStats(s) => {
-                if let Some(rtt) = s.rtt {
-                    self.stats.rtt = Some(rtt);
-                }
-                if let Some(pair) = s.selected_candidate_pair {
-                    if let Some(rtt) = pair.current_round_trip_time {
-                        self.stats.rtt = Some(rtt);
-                    }
-                    self.stats.selected_pair = Some(CandidatePair {
-                        local: pair.local.addr,
-                        remote: pair.remote.addr,
-                    });
-                }
-            }
-            _ => {}
+            let entry = &mut self.channels[index];
+            entry.stream_id = Some(stream);
+            entry.stream_busy = true;
+            entry.awaiting_ack = in_band;
+            entry.state = ReadyState::Open;
+            self.events
+                .push_back(Event::DataChannelOpen(ChannelId(index as u32)));
         }
     }
 
@@ -1053,17 +1223,18 @@ impl PeerConnection {
 
     pub(crate) fn close_channel(&mut self, index: usize) {
         let entry = &self.channels[index];
-        match (entry.state, entry.engine_id) {
-            (ReadyState::Closed | ReadyState::Closing, _) => {}
-            (ReadyState::Open, Some(id)) if self.rtc.is_alive() => {
-                self.rtc.direct_api().close_data_channel(id);
-                self.channels[index].state = ReadyState::Closing;
+        match entry.state {
+            ReadyState::Closed | ReadyState::Closing => {}
+            ReadyState::Open if entry.stream_busy && self.transport.is_alive() => {
+                let stream = entry.stream_id.expect("an open channel has a stream");
+                let entry = &mut self.channels[index];
+                entry.reset_requested = true;
+                entry.state = ReadyState::Closing;
+                if let Some(sctp) = self.transport.sctp() {
+                    sctp.reset_streams(&[stream]);
+                }
             }
-            (_, Some(id)) if self.rtc.is_alive() => {
-                // Not open yet: the engine drops it once the stream exists.
-                self.rtc.direct_api().close_data_channel(id);
-                self.mark_channel_closed(index);
-            }
+            // Never opened on the wire: nothing to tell the remote peer.
             _ => self.mark_channel_closed(index),
         }
     }
@@ -1072,7 +1243,7 @@ impl PeerConnection {
         if self.is_finished() {
             return;
         }
-        self.rtc.disconnect();
+        self.transport.disconnect();
         self.close_sources(Instant::now());
         self.close_all_channels();
         self.set_state(ConnectionState::Failed);
@@ -1082,7 +1253,7 @@ impl PeerConnection {
         if self.is_finished() {
             return;
         }
-        if !self.rtc.is_alive() {
+        if !self.transport.is_alive() {
             self.fail();
             return;
         }
@@ -1128,9 +1299,9 @@ impl PeerConnection {
 impl Drop for PeerConnection {
     fn drop(&mut self) {
         // Tell the remote peer, as `close()` does, so it does not wait for a timeout.
-        if !self.is_finished() && self.rtc.is_alive() {
-            let _ = self.rtc.close();
-            self.drain_output(Instant::now());
+        if !self.is_finished() && self.transport.is_alive() {
+            self.transport.close(Instant::now());
+            self.send_datagrams();
         }
         self.close_sources(Instant::now());
     }
@@ -1149,39 +1320,21 @@ fn with_related_address(line: &str, related: SocketAddr) -> String {
     fields.join(" ")
 }
 
-/// Refuses a description without a DTLS fingerprint before the engine sees it (the engine
-/// would shut itself down).
-fn check_fingerprint(sdp: &str) -> Result<()> {
-    if sdp
-        .lines()
-        .any(|l| l.trim_start().starts_with("a=fingerprint:"))
-    {
-        Ok(())
-    } else {
-        Err(Error::SdpRejected("missing a=fingerprint".into()))
+/// The error of a remote description that does not parse, or cannot be used.
+fn sdp_error(e: SdpError) -> Error {
+    match e {
+        SdpError::Malformed(m) => Error::InvalidSdp(m),
+        SdpError::Unusable(m) => Error::SdpRejected(m),
     }
-}
-
-/// The `a=mid` of the first m-line of a description.
-fn application_mid(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .skip_while(|l| !l.starts_with("m="))
-        .find_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .map(str::to_owned)
 }
 
 /// The remote `a=max-message-size`: absent means 64 KiB (RFC 8841 §6), 0 means no limit.
-fn remote_max_message_size(sdp: &str) -> usize {
-    for line in sdp.lines() {
-        if let Some(v) = line.trim_end().strip_prefix("a=max-message-size:") {
-            return match v.trim().parse::<u64>() {
-                Ok(0) => usize::MAX,
-                Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
-                Err(_) => DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
-            };
-        }
+fn remote_max_message_size(value: Option<u64>) -> usize {
+    match value {
+        None => DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
+        Some(0) => usize::MAX,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     }
-    DEFAULT_REMOTE_MAX_MESSAGE_SIZE
 }
 
 /// Parses a trickled candidate line. `Ok(None)`: nothing to add (end of candidates, or a TCP
@@ -1296,15 +1449,9 @@ mod tests {
 
     #[test]
     fn remote_max_message_size_defaults_to_64_kib() {
-        assert_eq!(remote_max_message_size("v=0\r\n"), 65536);
-        assert_eq!(
-            remote_max_message_size("a=max-message-size:262144\r\n"),
-            262144
-        );
-        assert_eq!(
-            remote_max_message_size("a=max-message-size:0\r\n"),
-            usize::MAX
-        );
+        assert_eq!(remote_max_message_size(None), 65536);
+        assert_eq!(remote_max_message_size(Some(262144)), 262144);
+        assert_eq!(remote_max_message_size(Some(0)), usize::MAX);
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! What it does not do: parse the candidates (they are handed on as `candidate:...` strings),
 //! negotiate media, or keep offer/answer state; that is the peer connection's business.
 
-#![allow(dead_code)]
+
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -59,15 +59,6 @@ pub(crate) enum SdpError {
     /// sha-256 fingerprint, a protocol other than UDP/DTLS/SCTP, a limit exceeded, ...
     #[error("unusable SDP: {0}")]
     Unusable(String),
-}
-
-impl SdpError {
-    /// What went wrong, without the kind.
-    pub(crate) fn message(&self) -> &str {
-        match self {
-            SdpError::Malformed(m) | SdpError::Unusable(m) => m,
-        }
-    }
 }
 
 /// The DTLS role attribute `a=setup` (RFC 8122 section 5, RFC 8842).
@@ -1854,7 +1845,6 @@ a=sctpmap:5001 webrtc-datachannel 1024
     fn error_kinds_display_their_message() {
         let e = SdpError::Unusable("no a=ice-pwd".into());
         assert_eq!(e.to_string(), "unusable SDP: no a=ice-pwd");
-        assert_eq!(e.message(), "no a=ice-pwd");
         let e = SdpError::Malformed("line 1: x".into());
         assert_eq!(e.to_string(), "malformed SDP: line 1: x");
     }
