@@ -229,7 +229,10 @@ mod tests {
     fn ppids_keep_text_binary_and_empty() {
         for binary in [false, true] {
             for empty in [false, true] {
-                assert_eq!(message_kind(message_ppid(binary, empty)), Some((binary, empty)));
+                assert_eq!(
+                    message_kind(message_ppid(binary, empty)),
+                    Some((binary, empty))
+                );
             }
         }
         assert_eq!(message_kind(PPID_DCEP), None);

@@ -95,14 +95,14 @@
 
 mod channel;
 mod config;
+mod dcep;
 mod error;
 mod gather;
 mod ice_sources;
 mod peer;
-mod dcep;
-mod transport;
 pub(crate) mod sctp;
 pub(crate) mod sdp;
+mod transport;
 
 pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{

@@ -448,9 +448,9 @@ impl PeerConnection {
     }
 
     fn stream_in_use(&self, id: u16) -> bool {
-        self.channels.iter().any(|c| {
-            c.stream_id == Some(id) && (c.state != ReadyState::Closed || c.stream_busy)
-        })
+        self.channels
+            .iter()
+            .any(|c| c.stream_id == Some(id) && (c.state != ReadyState::Closed || c.stream_busy))
     }
 
     /// The channel behind `id`, borrowing this connection.

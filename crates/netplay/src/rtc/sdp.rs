@@ -23,8 +23,6 @@
 //! What it does not do: parse the candidates (they are handed on as `candidate:...` strings),
 //! negotiate media, or keep offer/answer state; that is the peer connection's business.
 
-
-
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
