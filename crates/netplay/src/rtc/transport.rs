@@ -264,10 +264,9 @@ impl Transport {
         if self.dead {
             return;
         }
-        // The agent has no deadline before its first timeout call.
-        if self.ice.poll_timeout().is_none_or(|t| t <= now) {
-            self.ice.handle_timeout(now);
-        }
+        // Always: the agent sends triggered checks and nominations from here, not only at
+        // the deadline it reports.
+        self.ice.handle_timeout(now);
         if self.dtls_timeout.is_some_and(|t| t <= now) {
             self.dtls_timeout = None;
             if let Some(dtls) = self.dtls.as_mut() {
