@@ -268,6 +268,181 @@ fn one_mebibyte_arrives_intact_through_back_pressure() {
     assert!(pair.p1.stats().message_bytes_sent >= data.len() as u64);
 }
 
+/// Drops every `every`-th DTLS application-data record that arrives (the SCTP traffic), so
+/// the association has to recover from loss; ICE checks and the DTLS handshake pass.
+struct LossySource {
+    every: u64,
+    seen: u64,
+    pub dropped: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl LossySource {
+    fn new(every: u64) -> (LossySource, std::rc::Rc<std::cell::Cell<u64>>) {
+        let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
+        let source = LossySource {
+            every,
+            seen: 0,
+            dropped: dropped.clone(),
+        };
+        (source, dropped)
+    }
+}
+
+impl CandidateSource for LossySource {
+    fn start(&mut self, _sockets: &[std::net::SocketAddr], _now: Instant) {}
+
+    fn handle_datagram(
+        &mut self,
+        _local: std::net::SocketAddr,
+        _from: std::net::SocketAddr,
+        contents: &[u8],
+        _now: Instant,
+    ) -> Intercept {
+        // 23: a DTLS application_data record.
+        if contents.first() == Some(&23) {
+            self.seen += 1;
+            if self.seen % self.every == 0 {
+                self.dropped.set(self.dropped.get() + 1);
+                return Intercept::Consumed;
+            }
+        }
+        Intercept::Pass
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<SourceTransmit> {
+        None
+    }
+
+    fn poll_candidate(&mut self) -> Option<LocalCandidate> {
+        None
+    }
+
+    fn is_complete(&self) -> bool {
+        true
+    }
+}
+
+/// A pair whose both sides lose every 20th SCTP packet they receive.
+fn lossy_pair(
+    options: DataChannelOptions,
+) -> (
+    Pair,
+    ChannelId,
+    ChannelId,
+    [std::rc::Rc<std::cell::Cell<u64>>; 2],
+) {
+    let mut pair = Pair::loopback();
+    let (a, dropped_a) = LossySource::new(20);
+    let (b, dropped_b) = LossySource::new(20);
+    pair.p1.add_candidate_source(Box::new(a)).unwrap();
+    pair.p2.add_candidate_source(Box::new(b)).unwrap();
+    let (ch1, ch2) = pair.create_channel("lossy", options);
+    pair.offer();
+    pair.open(ch1, ch2);
+    (pair, ch1, ch2, [dropped_a, dropped_b])
+}
+
+#[test]
+fn reliable_channel_delivers_everything_in_order_through_packet_loss() {
+    let (mut pair, ch1, ch2, dropped) = lossy_pair(DataChannelOptions::negotiated(3));
+    let data: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let mut offset = 0;
+    let mut received = Vec::with_capacity(data.len());
+    pair.until("2 MiB delivered through loss", |p| {
+        while offset < data.len() {
+            let end = (offset + 3000).min(data.len());
+            match p.p1.channel(ch1).unwrap().put_packet(&data[offset..end]) {
+                Ok(()) => offset = end,
+                Err(Error::BufferFull { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut c = p.p2.channel(ch2).unwrap();
+        while let Some(m) = c.get_packet() {
+            received.extend_from_slice(&m);
+        }
+        received.len() >= data.len()
+    });
+    assert!(received == data, "the data arrived altered or out of order");
+    assert!(
+        dropped[1].get() > 50,
+        "only {} packets dropped",
+        dropped[1].get()
+    );
+    let stats = pair.p1.stats();
+    assert!(stats.retransmissions > 0, "{stats:?}");
+    assert_eq!(stats.abandoned_messages, 0);
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
+}
+
+#[test]
+fn unreliable_channel_loses_messages_but_never_stalls_under_packet_loss() {
+    let options = DataChannelOptions {
+        ordered: true,
+        max_retransmits: Some(0),
+        ..DataChannelOptions::negotiated(5)
+    };
+    let (mut pair, ch1, ch2, dropped) = lossy_pair(options);
+    let total = 2000u32;
+    let mut sent = 0u32;
+    let mut received = Vec::new();
+    // Each message is a 4-byte sequence number padded to a packet of its own.
+    pair.until_within(
+        "every message delivered or given up",
+        Duration::from_secs(20),
+        |p| {
+            while sent < total {
+                let mut m = sent.to_be_bytes().to_vec();
+                m.resize(1000, 0xab);
+                match p.p1.channel(ch1).unwrap().put_packet(&m) {
+                    Ok(()) => sent += 1,
+                    Err(Error::BufferFull { .. }) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let mut c = p.p2.channel(ch2).unwrap();
+            while let Some(m) = c.get_packet() {
+                received.push(u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+            }
+            // Nothing left queued or unacknowledged: each message arrived or was abandoned.
+            sent == total && p.p1.channel(ch1).unwrap().buffered_amount() == 0
+        },
+    );
+    for _ in 0..20 {
+        pair.step();
+    }
+    let mut c = pair.p2.channel(ch2).unwrap();
+    while let Some(m) = c.get_packet() {
+        received.push(u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+    }
+    assert!(
+        dropped[1].get() > 10,
+        "only {} packets dropped",
+        dropped[1].get()
+    );
+    // Some messages are lost for good, the rest arrive in order, none twice.
+    assert!(received.len() < total as usize, "nothing was lost");
+    assert!(
+        received.len() > total as usize * 8 / 10,
+        "{} arrived",
+        received.len()
+    );
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    let stats = pair.p1.stats();
+    assert!(stats.abandoned_messages > 0, "{stats:?}");
+    assert_eq!(
+        stats.retransmissions, 0,
+        "a max_retransmits 0 channel retransmitted"
+    );
+}
+
 #[test]
 fn oversized_message_is_an_error_and_the_channel_stays_usable() {
     let (mut pair, ch1, ch2) = negotiated_pair(DataChannelOptions::negotiated(1));

@@ -223,6 +223,10 @@ pub struct Stats {
     pub message_bytes_sent: u64,
     /// Data channel payload bytes received.
     pub message_bytes_received: u64,
+    /// SCTP data chunks sent again because they were lost (or late).
+    pub retransmissions: u64,
+    /// Messages of partially reliable channels given up (retransmission or lifetime limit).
+    pub abandoned_messages: u64,
 }
 
 /// Godot's `WebRTCPeerConnection`, native, driven by [`poll`](PeerConnection::poll).
@@ -400,6 +404,11 @@ impl PeerConnection {
             .transport
             .send_path()
             .map(|(local, remote)| CandidatePair { local, remote });
+        if let Some(sctp) = self.transport.sctp_ref() {
+            let s = sctp.stats();
+            stats.retransmissions = s.retransmitted_chunks;
+            stats.abandoned_messages = s.abandoned_messages;
+        }
         for c in &self.channels {
             stats.messages_sent += c.messages_sent;
             stats.messages_received += c.messages_received;

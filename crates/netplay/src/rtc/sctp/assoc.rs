@@ -34,7 +34,9 @@ enum State {
     CookieWait,
     CookieEchoed,
     Established,
-    /// Our shutdown: waiting for our data to be acknowledged.
+    /// Our shutdown: waiting for our data to be acknowledged. Entered by `shutdown()`, which
+    /// only the tests use so far (a peer connection closes with ABORT).
+    #[cfg_attr(not(test), allow(dead_code))]
     ShutdownPending,
     ShutdownSent,
     /// The peer's shutdown: sending what we still have.
@@ -242,6 +244,7 @@ impl Association {
     }
 
     /// Whether the handshake completed and the association is not closing.
+    #[cfg(test)]
     pub(crate) fn is_established(&self) -> bool {
         self.state == State::Established
     }
@@ -325,6 +328,7 @@ impl Association {
     /// Starts a graceful shutdown (RFC 9260 9.2): no more messages are accepted, what is
     /// queued is delivered, then SHUTDOWN; [`SctpEvent::Closed`] without error follows the
     /// peer's SHUTDOWN ACK.
+    #[cfg(test)]
     pub(crate) fn shutdown(&mut self) {
         match self.state {
             State::Established => self.state = State::ShutdownPending,

@@ -107,12 +107,6 @@ impl<'a> Reader<'a> {
         Reader { buf }
     }
 
-    pub(super) fn u8(&mut self) -> Option<u8> {
-        let (&first, rest) = self.buf.split_first()?;
-        self.buf = rest;
-        Some(first)
-    }
-
     pub(super) fn u16(&mut self) -> Option<u16> {
         let (head, rest) = self.buf.split_first_chunk::<2>()?;
         self.buf = rest;
@@ -439,7 +433,6 @@ pub(super) struct Sack<'a> {
     pub(super) cum_tsn: u32,
     pub(super) a_rwnd: u32,
     gaps: &'a [u8],
-    pub(super) dup_count: usize,
 }
 
 impl<'a> Sack<'a> {
@@ -463,7 +456,6 @@ impl<'a> Sack<'a> {
             cum_tsn,
             a_rwnd,
             gaps,
-            dup_count: usize::from(ndups),
         })
     }
 

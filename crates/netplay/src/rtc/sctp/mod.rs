@@ -40,7 +40,6 @@
 //! retransmission), the out-of-order TSN set by [`MAX_GAP_RANGES`] ranges within 65535 TSNs
 //! of the cumulative TSN, duplicate reports by 16, queued control answers by small fixed
 //! counts. A malformed packet is discarded with an [`SctpError`] and the association goes on.
-#![allow(dead_code)]
 
 mod assoc;
 mod chunk;
@@ -53,7 +52,6 @@ mod tests;
 
 use std::time::Duration;
 
-#[allow(unused_imports)] // until the glue uses it
 pub(crate) use assoc::Association;
 
 /// The SCTP port WebRTC uses unless the SDP's `a=sctp-port` says otherwise (RFC 8841).
@@ -180,10 +178,6 @@ pub(crate) enum SctpError {
         /// What is wrong with it.
         what: &'static str,
     },
-    /// A packet without an association it belongs to (before the handshake, or a chunk that
-    /// the current state does not expect).
-    #[error("out of the blue SCTP packet")]
-    OutOfTheBlue,
     /// The association is closed.
     #[error("SCTP association is closed")]
     Closed,

@@ -347,6 +347,7 @@ impl Sender {
     }
 
     /// The cumulative ack point (the highest TSN acknowledged with everything before it).
+    #[cfg(test)]
     pub(super) fn cum_ack(&self) -> u32 {
         (self.front_tsn - 1) as u32
     }
