@@ -1,7 +1,7 @@
 //! Native WebRTC: Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`, polled, without
 //! threads.
 //!
-//! [`PeerConnection`] drives a sans-IO stack: str0m's ICE agent and DTLS (pure-Rust crypto),
+//! [`PeerConnection`] drives a sans-IO stack: str0m's ICE agent and DTLS (its `rust-crypto` provider, no OpenSSL),
 //! netplay's own SCTP association (built for throughput: no per-packet scans of what is in
 //! flight) and DCEP, and netplay's own SDP for data-only sessions. It owns the UDP sockets and
 //! candidate gathering, the offer/answer state machine with Godot's events, and the

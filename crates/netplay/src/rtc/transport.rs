@@ -1,5 +1,5 @@
 //! The secure transport under the data channels, sans-IO: str0m's ICE agent (connectivity
-//! checks and nomination), a DTLS 1.2 session from str0m's pure-Rust crypto provider, and
+//! checks and nomination), a DTLS 1.2 session from str0m's `rust-crypto` provider (dimpl), and
 //! netplay's own SCTP association ([`super::sctp`]), wired together.
 //!
 //! This module owns datagram demultiplexing (RFC 7983: STUN, DTLS, nothing else), the DTLS
