@@ -1,12 +1,12 @@
 //! Native WebRTC: Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`, polled, without
 //! threads.
 //!
-//! [`PeerConnection`] drives a sans-IO stack: str0m's ICE agent and DTLS (its `rust-crypto` provider, no OpenSSL),
-//! netplay's own SCTP association (built for throughput: no per-packet scans of what is in
-//! flight) and DCEP, and netplay's own SDP for data-only sessions. It owns the UDP sockets and
-//! candidate gathering, the offer/answer state machine with Godot's events, and the
-//! connection-state timers (Disconnected, Failed). Data channels are [`DataChannel`] views
-//! borrowed from their connection, addressed by [`ChannelId`].
+//! [`PeerConnection`] drives a sans-IO stack: str0m's ICE agent and DTLS (its `rust-crypto`
+//! provider, no OpenSSL), netplay's own SCTP association (built for throughput: no per-packet
+//! scans of what is in flight) and DCEP, and netplay's own SDP for data-only sessions. It owns
+//! the UDP sockets and candidate gathering, the offer/answer state machine with Godot's
+//! events, and the connection-state timers (Disconnected, Failed). Data channels are
+//! [`DataChannel`] views borrowed from their connection, addressed by [`ChannelId`].
 //!
 //! Candidates: host candidates from the local sockets; server-reflexive ones from the `stun:`
 //! servers of [`PeerConfig::ice_servers`] (a Binding request from each socket); relayed ones
