@@ -25,7 +25,7 @@ use super::gather::{
     CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets,
 };
 use super::ice_sources;
-use super::sctp::{Reliability, SctpConfig, SctpEvent};
+use super::sctp::{Reliability, SctpConfig, SctpEvent, SendError};
 use super::sdp::{self, LocalDescription, RemoteDescription, SdpError, Setup};
 use super::transport::{RemoteParams, Transport, TransportEvent};
 
@@ -1136,26 +1136,34 @@ impl PeerConnection {
             tracing::debug!("DATA_CHANNEL_OPEN on stream {stream}, which is in use: ignored");
             return;
         }
-        let Some(sctp) = self.transport.sctp() else {
-            return;
-        };
-        if sctp
-            .send(
-                stream,
-                dcep::PPID_DCEP,
-                true,
-                Reliability::Reliable,
-                &dcep::encode_ack(),
-                now,
-            )
-            .is_err()
-        {
-            tracing::debug!("DATA_CHANNEL_ACK on stream {stream} could not be queued");
+        if let Err(e) = self.send_dcep(stream, &dcep::encode_ack(), now) {
+            tracing::debug!("DATA_CHANNEL_ACK on stream {stream} not queued: {e}");
         }
         self.channels.push(ChannelEntry::from_remote(open, stream));
         let handle = ChannelId(self.channels.len() as u32 - 1);
         self.events.push_back(Event::DataChannelReceived(handle));
         self.events.push_back(Event::DataChannelOpen(handle));
+    }
+
+    /// Queues a DCEP message on `stream`: ordered and reliable whatever the channel is (RFC
+    /// 8832 §6).
+    fn send_dcep(
+        &mut self,
+        stream: u16,
+        message: &[u8],
+        now: Instant,
+    ) -> std::result::Result<(), SendError> {
+        let Some(sctp) = self.transport.sctp() else {
+            return Err(SendError::NotOpen);
+        };
+        sctp.send(
+            stream,
+            dcep::PPID_DCEP,
+            true,
+            Reliability::Reliable,
+            message,
+            now,
+        )
     }
 
     /// Opens the channels still waiting on a running association: negotiated ones at once,
@@ -1187,22 +1195,15 @@ impl PeerConnection {
             let in_band = self.channels[index].negotiated.is_none();
             if in_band {
                 let open = self.channels[index].dcep_open().encode();
-                let Some(sctp) = self.transport.sctp() else {
-                    return;
-                };
-                if sctp
-                    .send(
-                        stream,
-                        dcep::PPID_DCEP,
-                        true,
-                        Reliability::Reliable,
-                        &open,
-                        now,
-                    )
-                    .is_err()
-                {
+                match self.send_dcep(stream, &open, now) {
+                    Ok(()) => {}
                     // No room now: try again at the next poll.
-                    return;
+                    Err(SendError::BufferFull) => return,
+                    Err(e) => {
+                        tracing::debug!("channel on stream {stream} cannot open: {e}");
+                        self.mark_channel_closed(index);
+                        continue;
+                    }
                 }
             }
             let entry = &mut self.channels[index];
