@@ -575,6 +575,61 @@ fn garbage_datagrams_do_not_disturb_a_connection() {
 }
 
 #[test]
+fn certificate_not_matching_the_fingerprint_fails_the_connection() {
+    let config = PeerConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..PeerConfig::loopback()
+    };
+    let mut p1 = PeerConnection::new(config.clone()).unwrap();
+    let mut p2 = PeerConnection::new(config).unwrap();
+    p1.create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    p2.create_data_channel("chat", DataChannelOptions::negotiated(1))
+        .unwrap();
+    p1.create_offer().unwrap();
+    // Descriptions pass, except that the answer's fingerprint is altered on the way: the
+    // offerer must refuse the certificate it then sees in the DTLS handshake.
+    let relay = |from: &mut PeerConnection, to: &mut PeerConnection| {
+        while let Some(event) = from.poll_event() {
+            match event {
+                Event::SessionDescriptionCreated { kind, sdp } => {
+                    from.set_local_description(kind, &sdp).unwrap();
+                    let sdp = if kind == SdpKind::Answer {
+                        let at = sdp.find("a=fingerprint:sha-256 ").unwrap() + 22;
+                        let flipped = if &sdp[at..at + 1] == "0" { "1" } else { "0" };
+                        format!("{}{flipped}{}", &sdp[..at], &sdp[at + 1..])
+                    } else {
+                        sdp
+                    };
+                    to.set_remote_description(kind, &sdp).unwrap();
+                }
+                Event::IceCandidateCreated {
+                    mid,
+                    index,
+                    candidate,
+                } => to.add_ice_candidate(&mid, index, &candidate).unwrap(),
+                _ => {}
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while p1.connection_state() != ConnectionState::Failed {
+        assert!(
+            Instant::now() < deadline,
+            "the offerer accepted a wrong certificate"
+        );
+        assert_ne!(p1.connection_state(), ConnectionState::Connected);
+        p1.poll();
+        p2.poll();
+        relay(&mut p1, &mut p2);
+        relay(&mut p2, &mut p1);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let id = p1.channel_ids().next().unwrap();
+    assert_eq!(p1.channel(id).unwrap().ready_state(), ReadyState::Closed);
+}
+
+#[test]
 fn vanished_remote_goes_disconnected_then_failed_in_bounded_time() {
     let config = PeerConfig {
         ice_disconnected_timeout: Duration::from_millis(300),
