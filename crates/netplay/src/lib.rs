@@ -6,7 +6,8 @@
 //! * [`stun`]: a sans-IO STUN (RFC 8489) and TURN (RFC 8656) message codec, the building block
 //!   of ICE candidate gathering.
 //! * [`rtc`] (feature `webrtc`): Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`,
-//!   native, polled, on str0m: negotiated and in-band data channels in every reliability mode.
+//!   native, polled (str0m's ICE and DTLS, netplay's own SCTP): negotiated and in-band data
+//!   channels in every reliability mode.
 //! * [`signal`]: the sans-IO lobby core of a signaling server wire-compatible with Godot's
 //!   `webrtc_signaling` demo.
 //!
