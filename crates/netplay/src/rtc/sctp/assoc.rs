@@ -366,6 +366,7 @@ impl Association {
             t3_expirations: tx.t3_expirations,
             abandoned_messages: tx.abandoned_messages,
             forward_tsns_sent: tx.forward_tsns_sent,
+            tail_loss_probes: tx.tail_loss_probes,
             messages_received: self.rx.stats.messages_received,
             sacks_sent: self.sacks_sent,
             duplicate_chunks_received: self.rx.stats.duplicates,
@@ -1105,15 +1106,16 @@ impl Association {
         if self.state == State::Closed {
             return None;
         }
-        let t3 = if self.data_state() {
-            self.tx.t3()
+        let (t3, pto) = if self.data_state() {
+            (self.tx.t3(), self.tx.pto())
         } else {
-            None
+            (None, None)
         };
         [
             self.t1.deadline,
             self.t2.deadline,
             t3,
+            pto,
             self.sack_deadline,
             self.reconfig.timer(),
         ]
@@ -1169,6 +1171,9 @@ impl Association {
             && self.count_error("DATA")
         {
             return;
+        }
+        if self.data_state() && self.tx.pto().is_some_and(|t| t <= now) {
+            self.tx.on_pto(now);
         }
         if self.sack_deadline.is_some_and(|t| t <= now) {
             self.sack_deadline = None;

@@ -18,7 +18,8 @@
 //! What it owns: the handshake (INIT, INIT-ACK with a State Cookie, COOKIE-ECHO, COOKIE-ACK,
 //! including the simultaneous open that WebRTC stacks perform), DATA fragmentation,
 //! bundling, reassembly and ordering, SACKs, congestion control (slow start, congestion
-//! avoidance, fast retransmit and fast recovery), retransmission timers, the peer's and our
+//! avoidance, fast retransmit and fast recovery), retransmission timers, tail loss probes
+//! that spare a lost SACK the wait for the retransmission timer, the peer's and our
 //! receive windows, abandoning messages by retransmission count or lifetime with
 //! FORWARD-TSN, outgoing and incoming stream resets, ABORT and the receiving side of
 //! SHUTDOWN, and a CRC32c on every packet.
@@ -255,6 +256,8 @@ pub(crate) struct SctpStats {
     pub abandoned_messages: u64,
     /// FORWARD-TSN chunks sent.
     pub forward_tsns_sent: u64,
+    /// Tail loss probes sent: packets that make a silent peer SACK before T3 expires.
+    pub tail_loss_probes: u64,
     /// Complete messages delivered to us.
     pub messages_received: u64,
     /// SACK chunks sent.

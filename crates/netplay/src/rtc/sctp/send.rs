@@ -1,6 +1,7 @@
 //! The sending side of an association: per-stream queues and sequence numbers, fragmentation
 //! into DATA chunks, the chunks in flight, SACK processing, congestion control (RFC 9260
-//! 7.2), retransmission timing (6.3) and partial reliability (RFC 3758).
+//! 7.2), retransmission timing (6.3), tail loss probes (after RFC 8985) and partial
+//! reliability (RFC 3758).
 //!
 //! Chunks in flight live in a deque indexed by TSN (`tsn - front_tsn`), so everything a SACK
 //! touches is reached without searching: the cumulative ack pops from the front, gap blocks
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chunk::{
-    padded, put_data, put_forward_tsn, DATA_HEADER_LEN, FLAG_BEGIN, FLAG_END, FLAG_UNORDERED,
+    padded, put_data, put_forward_tsn, DATA_HEADER_LEN, FLAG_BEGIN, FLAG_END, FLAG_IMMEDIATE,
+    FLAG_UNORDERED,
 };
 use super::{Reliability, SendError};
 
@@ -26,6 +28,13 @@ const MIN_FRAGMENT: usize = 128;
 
 /// Miss indications that trigger a fast retransmit (RFC 9260 7.2.4).
 const FAST_RETRANSMIT_MISSES: u8 = 3;
+
+/// Lower bound of the tail loss probe timeout.
+const PTO_MIN: Duration = Duration::from_millis(10);
+
+/// What the probe timeout allows for a peer that delays its SACK (RFC 9260 6.2: 200 ms is
+/// usual) when only one packet's worth is in flight.
+const PEER_SACK_DELAY: Duration = Duration::from_millis(200);
 
 /// The TSN nearest to `near` whose low 32 bits are `tsn`.
 pub(super) fn unwrap_tsn(near: u64, tsn: u32) -> u64 {
@@ -96,8 +105,11 @@ struct Sent {
     state: ChunkState,
     /// Transmissions so far.
     nsent: u16,
+    /// Miss indications since the last transmission (RFC 9260 7.2.4).
     misses: u8,
-    fast_retransmitted: bool,
+    /// `next_tsn` right after the last transmission: a SACK that newly acknowledges a TSN at
+    /// or above it proves that a packet sent after this chunk arrived.
+    sent_before: u64,
     max_rtx: Option<u16>,
     expires: Option<Instant>,
 }
@@ -118,6 +130,7 @@ pub(super) struct SendStats {
     pub(super) t3_expirations: u64,
     pub(super) abandoned_messages: u64,
     pub(super) forward_tsns_sent: u64,
+    pub(super) tail_loss_probes: u64,
 }
 
 /// What a SACK changed, for the association.
@@ -178,6 +191,15 @@ pub(super) struct Sender {
     rto_min: Duration,
     rto_max: Duration,
     t3: Option<Instant>,
+    /// The tail loss probe timer (see [`Sender::on_pto`]).
+    pto: Option<Instant>,
+    /// A probe may be sent: no probe since a SACK last acknowledged new data.
+    probe_allowed: bool,
+    /// The chunk to send again as a probe.
+    probe_tsn: Option<u64>,
+    /// Send a FORWARD TSN at the cumulative ack point as a probe (RFC 3758 3.6: the peer
+    /// answers an outdated FORWARD TSN with a SACK).
+    forward_tsn_probe: bool,
     last_send: Option<Instant>,
     sack_since_t3: bool,
     peer_forward_tsn: bool,
@@ -229,6 +251,10 @@ impl Sender {
             rto_min,
             rto_max,
             t3: None,
+            pto: None,
+            probe_allowed: true,
+            probe_tsn: None,
+            forward_tsn_probe: false,
             last_send: None,
             sack_since_t3: false,
             peer_forward_tsn: false,
@@ -361,12 +387,16 @@ impl Sender {
         self.t3
     }
 
+    pub(super) fn pto(&self) -> Option<Instant> {
+        self.pto
+    }
+
     pub(super) fn rto(&self) -> Duration {
         self.rto
     }
 
     pub(super) fn forward_tsn_due(&self) -> bool {
-        self.forward_tsn_due
+        self.forward_tsn_due || self.forward_tsn_probe
     }
 
     /// The peer's window as last advertised.
@@ -385,6 +415,9 @@ impl Sender {
 
     /// Whether a DATA chunk could go out now (used to bundle a delayed SACK with it).
     pub(super) fn has_data_to_send(&self) -> bool {
+        if self.probe_tsn.is_some() {
+            return true;
+        }
         if self.marked > 0 {
             return self.flight < self.cwnd || self.fast_rtx_packet;
         }
@@ -402,6 +435,9 @@ impl Sender {
     /// windows allow: retransmissions first, then new data. Returns how many were written.
     pub(super) fn write_data(&mut self, out: &mut Vec<u8>, max_len: usize, now: Instant) -> usize {
         let mut written = 0;
+        if let Some(tsn) = self.probe_tsn {
+            written += self.write_probe(tsn, out, max_len, now);
+        }
         while self.marked > 0 && (self.flight < self.cwnd || self.fast_rtx_packet) {
             let Some(&tsn) = self.rtx.front() else {
                 break;
@@ -434,6 +470,8 @@ impl Sender {
             );
             e.state = ChunkState::Outstanding;
             e.nsent = e.nsent.saturating_add(1);
+            e.misses = 0;
+            e.sent_before = self.next_tsn;
             self.flight += e.len as usize;
             self.marked -= 1;
             self.stats.retransmitted_chunks += 1;
@@ -459,8 +497,108 @@ impl Sender {
                 self.t3 = Some(now + self.rto);
             }
             self.last_send = Some(now);
+            self.arm_pto(now);
         }
         written
+    }
+
+    /// Sends the chunk `tsn` again as a tail loss probe, with the I bit (RFC 7053) so that
+    /// the peer answers at once, if it is still outstanding and fits. Returns how many
+    /// chunks it wrote (0 or 1).
+    fn write_probe(&mut self, tsn: u64, out: &mut Vec<u8>, max_len: usize, now: Instant) -> usize {
+        let Some(i) = self
+            .index(tsn)
+            .filter(|&i| self.inflight[i].state == ChunkState::Outstanding)
+        else {
+            self.probe_tsn = None;
+            return 0;
+        };
+        let e = &mut self.inflight[i];
+        if out.len() + DATA_HEADER_LEN + padded(e.len as usize) > max_len {
+            return 0;
+        }
+        self.probe_tsn = None;
+        put_data(
+            out,
+            e.flags | FLAG_IMMEDIATE,
+            tsn as u32,
+            e.stream,
+            e.ssn,
+            e.ppid,
+            e.payload(),
+        );
+        // Still counted in flight: it was never marked lost.
+        e.nsent = e.nsent.saturating_add(1);
+        e.misses = 0;
+        e.sent_before = self.next_tsn;
+        self.stats.retransmitted_chunks += 1;
+        if self.rtt_probe.is_some_and(|(t, _)| t == tsn) {
+            self.rtt_probe = None;
+        }
+        if tsn == self.front_tsn {
+            self.t3 = Some(now + self.rto);
+        }
+        1
+    }
+
+    /// Starts the tail loss probe timer, if a probe is allowed and would come before T3.
+    ///
+    /// RFC 9260 leaves a sender whose last SACK was lost (or whose last packets were) with
+    /// nothing but T3: with the window full nothing else makes the peer SACK again. T3 is
+    /// at least `rto_min`, hundreds of round trips on a short path, and it collapses cwnd to
+    /// one packet. Like TCP's tail loss probe (RFC 8985 7), the sender instead sends one
+    /// packet that makes the peer SACK after two smoothed round trips without a SACK; what
+    /// that SACK reports is then repaired by fast retransmit or FORWARD TSN, and T3 stays
+    /// the fallback when the probe is lost too.
+    fn arm_pto(&mut self, now: Instant) {
+        self.pto = None;
+        let (Some(t3), Some(srtt)) = (self.t3, self.srtt) else {
+            return;
+        };
+        if !self.probe_allowed {
+            return;
+        }
+        let mut timeout = (srtt * 2).max(PTO_MIN);
+        if self.flight <= self.mtu && self.known_gaps.is_empty() {
+            // A single packet may be waiting for the peer's delayed SACK (a peer that
+            // reported a gap SACKs every packet at once, RFC 9260 6.7).
+            timeout += PEER_SACK_DELAY;
+        }
+        let at = now + timeout;
+        if at < t3 {
+            self.pto = Some(at);
+        }
+    }
+
+    /// The tail loss probe timer expired: chooses what to send so that the peer SACKs at
+    /// once. A FORWARD TSN that is due (the last one may be what was lost); else one packet
+    /// of the chunks marked for retransmission, whatever cwnd says (as for a fast
+    /// retransmit); else the highest outstanding chunk again, if its reliability allows
+    /// another transmission; else a FORWARD TSN at the cumulative ack point.
+    pub(super) fn on_pto(&mut self, now: Instant) {
+        self.pto = None;
+        if self.t3.is_none() {
+            return;
+        }
+        self.probe_allowed = false;
+        self.stats.tail_loss_probes += 1;
+        if self.adv_point > self.front_tsn - 1 {
+            self.forward_tsn_due = true;
+            return;
+        }
+        if self.marked > 0 {
+            self.fast_rtx_packet = true;
+            return;
+        }
+        let last = (0..self.inflight.len())
+            .rev()
+            .find(|&i| self.inflight[i].state == ChunkState::Outstanding);
+        match last {
+            Some(i) if !self.should_abandon(i, now) => {
+                self.probe_tsn = Some(self.front_tsn + i as u64);
+            }
+            _ => self.forward_tsn_probe = self.peer_forward_tsn,
+        }
     }
 
     fn write_new_data(&mut self, out: &mut Vec<u8>, max_len: usize, now: Instant) -> usize {
@@ -507,6 +645,7 @@ impl Sender {
             } else {
                 (None, None)
             };
+            let tsn = self.next_tsn;
             let sent = Sent {
                 data: Arc::clone(&cur.msg.data),
                 offset: cur.offset as u32,
@@ -518,12 +657,11 @@ impl Sender {
                 state: ChunkState::Outstanding,
                 nsent: 1,
                 misses: 0,
-                fast_retransmitted: false,
+                sent_before: tsn + 1,
                 max_rtx,
                 expires,
             };
             cur.offset += len;
-            let tsn = self.next_tsn;
             self.next_tsn += 1;
             put_data(
                 out,
@@ -713,7 +851,7 @@ impl Sender {
             state: ChunkState::Abandoned,
             nsent: 0,
             misses: 0,
-            fast_retransmitted: false,
+            sent_before: self.next_tsn + 1,
             max_rtx: None,
             expires: None,
         };
@@ -771,11 +909,17 @@ impl Sender {
     /// Appends a FORWARD TSN chunk if one is due and fits. Returns whether it did.
     pub(super) fn write_forward_tsn(&mut self, out: &mut Vec<u8>, max_len: usize) -> bool {
         let cum = self.front_tsn - 1;
+        let room = max_len.saturating_sub(out.len());
         if self.adv_point <= cum {
             self.forward_tsn_due = false;
+            if self.forward_tsn_probe && room >= 8 {
+                self.forward_tsn_probe = false;
+                put_forward_tsn(out, cum as u32, &[]);
+                self.stats.forward_tsns_sent += 1;
+                return true;
+            }
             return false;
         }
-        let room = max_len.saturating_sub(out.len());
         if room < 12 {
             return false;
         }
@@ -807,6 +951,7 @@ impl Sender {
             put_forward_tsn(out, new_cum as u32, &pairs);
             self.stats.forward_tsns_sent += 1;
             self.forward_tsn_due = false;
+            self.forward_tsn_probe = false;
         }
         self.fwd_pairs = pairs;
         wrote
@@ -962,10 +1107,14 @@ impl Sender {
                         break;
                     };
                     let e = &mut self.inflight[i];
-                    if e.state == ChunkState::Outstanding && !e.fast_retransmitted {
+                    // 7.2.4 makes a fast-retransmitted chunk ineligible for another fast
+                    // retransmit so that a retransmission still on its way is not sent
+                    // again. Its misses count again once something sent after it is
+                    // acknowledged, which proves the retransmission was lost too.
+                    if e.state == ChunkState::Outstanding && (e.nsent == 1 || htna >= e.sent_before)
+                    {
                         e.misses = e.misses.saturating_add(1);
                         if e.misses >= FAST_RETRANSMIT_MISSES {
-                            e.fast_retransmitted = true;
                             self.mark_for_retransmit(i, now);
                             newly_marked = true;
                         }
@@ -1024,6 +1173,13 @@ impl Sender {
         } else if cum_advanced || self.t3.is_none() {
             self.t3 = Some(now + self.rto);
         }
+        // The tail loss probe: again allowed and restarted once new data is acknowledged.
+        if newly_acked_bytes > 0 {
+            self.probe_allowed = true;
+            self.arm_pto(now);
+        } else if self.t3.is_none() {
+            self.pto = None;
+        }
 
         // RFC 3758 C1-C3.
         self.adv_point = self.adv_point.max(cum);
@@ -1054,6 +1210,8 @@ impl Sender {
     /// unanswered retransmission for the association's error counter.
     pub(super) fn on_t3(&mut self, now: Instant) -> bool {
         self.t3 = None;
+        self.pto = None;
+        self.probe_tsn = None;
         if self.inflight.len() == self.acked {
             return false;
         }

@@ -2409,3 +2409,200 @@ fn fifty_megabytes_in_memory_arrive_intact() {
         "in-memory throughput: 1 KiB messages {small:.0} MB/s, 64 KiB messages {large:.0} MB/s"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Loss recovery without the retransmission timer
+
+/// A pair with WebRTC's default timers (rto_min 200 ms) over a 0.15 ms link that loses every
+/// `every`th packet in each direction, SACKs included: the loopback loss tests of the peer
+/// connection, with a fake clock.
+fn every_nth_lost(every: u64, seed: u64) -> Net {
+    let cfg = SctpConfig {
+        rto_initial: Duration::from_millis(200),
+        ..SctpConfig::default()
+    };
+    let b = SctpConfig {
+        initiate: false,
+        ..cfg.clone()
+    };
+    let mut net = Net::established_with(cfg, b, link(0), seed);
+    net.ab.cfg.delay = Duration::from_micros(150);
+    net.ba.cfg.delay = Duration::from_micros(150);
+    let (mut ab, mut ba) = (0, 0);
+    net.ab.drop_if = Some(Box::new(move |_| {
+        ab += 1;
+        ab % every == 0
+    }));
+    net.ba.drop_if = Some(Box::new(move |_| {
+        ba += 1;
+        ba % every == 0
+    }));
+    net
+}
+
+/// Sends `count` messages of `size` bytes on stream 1 as fast as the send budget allows and
+/// runs until all are acknowledged or abandoned. Returns the simulated time it took.
+fn send_through_loss(net: &mut Net, count: u32, size: usize, reliability: Reliability) -> Duration {
+    let started = net.now;
+    let mut sent = 0;
+    let done = net.run(Duration::from_secs(120), |n| {
+        while sent < count {
+            let data = payload(1, sent, size);
+            if n.a
+                .assoc
+                .send(1, PPID_BINARY, true, reliability, &data, n.now)
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        sent == count && n.a.assoc.total_buffered() == 0
+    });
+    assert!(done, "stalled: {:?}", net.a.assoc.stats());
+    net.now - started
+}
+
+/// The TSN of a packet whose first chunk is DATA.
+fn first_data_tsn(packet: &[u8]) -> Option<u32> {
+    let c = packet.get(12..20)?;
+    (c[0] == chunk::DATA).then(|| u32::from_be_bytes([c[4], c[5], c[6], c[7]]))
+}
+
+#[test]
+fn five_percent_loss_both_ways_is_repaired_without_waiting_for_t3() {
+    let mut net = every_nth_lost(20, 60);
+    let took = send_through_loss(&mut net, 700, 3000, Reliability::Reliable);
+    let stats = net.a.assoc.stats();
+    assert!(net.ab.lost > 100 && net.ba.lost > 15, "{stats:?}");
+    // Lost SACKs with the window full used to wait for T3 (22 times here, 4.5 s): now a
+    // probe makes the peer SACK again, and fast retransmit repairs what it reports.
+    assert_eq!(stats.t3_expirations, 0, "{stats:?}");
+    assert!(stats.fast_retransmits >= 90, "{stats:?}");
+    assert!(stats.tail_loss_probes > 0, "{stats:?}");
+    assert!(took < Duration::from_millis(500), "{took:?} {stats:?}");
+    assert_eq!(net.b.messages.len(), 700);
+    assert!(net
+        .b
+        .messages
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.2 == payload(1, i as u32, 3000)));
+}
+
+#[test]
+fn five_percent_loss_on_max_retransmits_zero_abandons_only_lost_messages() {
+    let mut net = every_nth_lost(20, 61);
+    let took = send_through_loss(&mut net, 2000, 1000, Reliability::MaxRetransmits(0));
+    let stats = net.a.assoc.stats();
+    assert_eq!(stats.retransmitted_chunks, 0, "{stats:?}");
+    // Each lost message is abandoned on miss indications and skipped with FORWARD TSN; T3
+    // is left for a lost last message, which nothing after it can report.
+    assert!(stats.t3_expirations <= 1, "{stats:?}");
+    assert!(
+        stats.abandoned_messages <= net.ab.lost && stats.abandoned_messages >= 90,
+        "{} lost, {stats:?}",
+        net.ab.lost
+    );
+    assert_eq!(
+        net.b.messages.len() as u64 + stats.abandoned_messages,
+        2000,
+        "{stats:?}"
+    );
+    assert!(took < Duration::from_millis(700), "{took:?} {stats:?}");
+}
+
+#[test]
+fn a_lost_sack_with_the_window_full_is_answered_after_a_tail_loss_probe() {
+    let mut net = every_nth_lost(u64::MAX, 62);
+    // Warm up: an RTT sample.
+    send_through_loss(&mut net, 4, 1000, Reliability::Reliable);
+    let mut sacks = 0;
+    net.ba.drop_if = Some(Box::new(move |p| {
+        if has_chunk(p, chunk::SACK) {
+            sacks += 1;
+            return sacks == 1;
+        }
+        false
+    }));
+    let took = send_through_loss(&mut net, 3, 1000, Reliability::Reliable);
+    let stats = net.a.assoc.stats();
+    assert_eq!(stats.t3_expirations, 0, "{stats:?}");
+    assert_eq!(stats.tail_loss_probes, 1, "{stats:?}");
+    // The probe repeats the last chunk, which the peer already has.
+    assert_eq!(stats.retransmitted_chunks, 1, "{stats:?}");
+    assert_eq!(net.b.assoc.stats().duplicate_chunks_received, 1);
+    assert!(took < Duration::from_millis(20), "{took:?}");
+}
+
+#[test]
+fn a_single_packet_waiting_for_a_delayed_sack_is_not_probed() {
+    let mut net = every_nth_lost(u64::MAX, 63);
+    send_through_loss(&mut net, 4, 1000, Reliability::Reliable);
+    for i in 0..5 {
+        send_through_loss(&mut net, 1, 100 + i, Reliability::Reliable);
+        net.run_for(Duration::from_millis(300));
+    }
+    let stats = net.a.assoc.stats();
+    assert_eq!(stats.tail_loss_probes, 0, "{stats:?}");
+    assert_eq!(stats.retransmitted_chunks, 0, "{stats:?}");
+}
+
+#[test]
+fn a_lost_fast_retransmission_is_fast_retransmitted_again_once_later_data_is_acked() {
+    let cfg = SctpConfig {
+        rto_initial: Duration::from_millis(200),
+        ..SctpConfig::default()
+    };
+    let b = SctpConfig {
+        initiate: false,
+        ..cfg.clone()
+    };
+    let mut net = Net::established_with(cfg, b, link(10), 64);
+    let mut victim = None;
+    let mut seen = 0;
+    net.ab.drop_if = Some(Box::new(move |p| {
+        let Some(tsn) = first_data_tsn(p) else {
+            return false;
+        };
+        let victim = *victim.get_or_insert(tsn.wrapping_add(2));
+        if tsn == victim {
+            seen += 1;
+            // The first transmission and the fast retransmission.
+            return seen <= 2;
+        }
+        false
+    }));
+    send_through_loss(&mut net, 60, 1000, Reliability::Reliable);
+    let stats = net.a.assoc.stats();
+    assert_eq!(stats.t3_expirations, 0, "{stats:?}");
+    assert_eq!(stats.fast_retransmits, 2, "{stats:?}");
+    assert_eq!(stats.retransmitted_chunks, 2, "{stats:?}");
+    assert!(net
+        .b
+        .messages
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.2 == payload(1, i as u32, 1000)));
+}
+
+#[test]
+fn the_t3_backoff_is_undone_by_the_next_rtt_measurement() {
+    let mut net = Net::established(link(10), 65);
+    let mut n = 0;
+    net.ab.drop_if = Some(Box::new(move |p| {
+        if has_chunk(p, chunk::DATA) {
+            n += 1;
+            return n == 1;
+        }
+        false
+    }));
+    send_through_loss(&mut net, 1, 100, Reliability::Reliable);
+    let backed_off = net.a.assoc.stats();
+    assert_eq!(backed_off.t3_expirations, 1);
+    assert_eq!(backed_off.rto, Duration::from_millis(200), "{backed_off:?}");
+    send_through_loss(&mut net, 1, 100, Reliability::Reliable);
+    let stats = net.a.assoc.stats();
+    assert!(stats.srtt.is_some(), "{stats:?}");
+    assert!(stats.rto < Duration::from_millis(100), "{stats:?}");
+}
