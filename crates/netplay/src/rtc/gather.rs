@@ -100,8 +100,9 @@ impl CandidateError {
 ///    [`poll_transmit`](Self::poll_transmit) returns, and announces what
 ///    [`poll_candidate`](Self::poll_candidate) returns (to the ICE agent and as
 ///    `Event::IceCandidateCreated`);
-/// 4. offers every datagram the ICE agent sends to [`wrap_transmit`](Self::wrap_transmit),
-///    so a TURN source can wrap data sent from its relayed address;
+/// 4. offers every datagram the ICE agent sends to [`drop_transmit`](Self::drop_transmit)
+///    (a test impairment may lose it), then to [`wrap_transmit`](Self::wrap_transmit), so a
+///    TURN source can wrap data sent from its relayed address;
 /// 5. reports gathering complete once every source [`is_complete`](Self::is_complete);
 /// 6. announces what [`poll_error`](Self::poll_error) returns as `Event::IceCandidateError`;
 /// 7. calls [`close`](Self::close) when the connection closes or fails, and sends what
@@ -125,6 +126,18 @@ pub trait CandidateSource {
     fn poll_candidate(&mut self) -> Option<LocalCandidate>;
     /// Whether this source will find no more candidates (done or given up).
     fn is_complete(&self) -> bool;
+    /// A datagram the ICE agent sends from `source`: return `true` to lose it, as the path
+    /// might. For tests that impair a connection (the peer connection counts it as sent and
+    /// offers it to no other source). The default keeps every datagram.
+    fn drop_transmit(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let _ = (source, destination, contents);
+        false
+    }
     /// A datagram the ICE agent sends from `source`: return `Some` to send the returned
     /// datagram instead (for example, wrapped for a TURN relay), `None` to let it go as is.
     fn wrap_transmit(

@@ -959,9 +959,21 @@ impl PeerConnection {
         self.send_source_transmits();
     }
 
-    /// Sends the transport's datagrams, through a TURN relay where the path is relayed.
+    /// Sends the transport's datagrams, through a TURN relay where the path is relayed, less
+    /// those a source drops (a test impairment).
     fn send_datagrams(&mut self) {
         while let Some(t) = self.transport.poll_transmit() {
+            if self
+                .sources
+                .iter_mut()
+                .any(|s| s.drop_transmit(t.source, t.destination, &t.contents))
+            {
+                // Lost on the path, as far as this side can tell.
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += t.contents.len() as u64;
+                self.transport.recycle(t.contents);
+                continue;
+            }
             let mut wrapped = None;
             for source in &mut self.sources {
                 if let Some(w) = source.wrap_transmit(t.source, t.destination, &t.contents) {
