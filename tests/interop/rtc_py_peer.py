@@ -17,6 +17,7 @@ lines on stdout, the other side's on stdin, logs on stderr.
     rtc_py_peer.py drive (--offer | --answer) [ICE OPTIONS] [--channel SPEC]...
                          [--messages N] [--big-size BYTES] [--chunk-size BYTES]
                          [--big-channel LABEL] [--timeout SECONDS]
+                         [--no-empty] [--lossy]
         The test side: writes a `channels` line first, sets up the channels,
         runs the test plan on all of them at once, then writes `bye` and one
         `result` line, and exits 0 only if every check passed.
@@ -67,7 +68,12 @@ except ImportError:  # pragma: no cover
     RTCIceTransportPolicy = None
 
 IMPL = f"aiortc {aiortc.__version__}"
-QUIET = 2.0  # seconds without an echo that end a partially reliable sequence"
+QUIET = 2.0  # seconds without an echo that end a partially reliable sequence
+# --lossy: a single message on a partially reliable channel is sent up to
+# LOSSY_TRIES times, each send waiting LOSSY_WAIT seconds for its echo (a lost
+# message is retransmitted after about a second, within a 3 s lifetime).
+LOSSY_TRIES = 4
+LOSSY_WAIT = 4.0
 UTF8_TEXT = "héllo wörld · ✓ · Ελληνικά · 日本語 · 😀🎮 · 𝄞 · end"
 DEFAULT_CHANNELS = [
     "reliable",
@@ -178,6 +184,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     d.add_argument("--no-empty", action="store_true",
                    help="leave out the empty_text and empty_binary checks (for a peer that "
                         "cannot send empty messages)")
+    d.add_argument("--lossy", action="store_true",
+                   help="the path loses datagrams: on partially reliable channels a single "
+                        "message is sent again when its echo does not come")
     args = ap.parse_args(argv)
     if (args.username is None) != (args.credential is None):
         ap.error("--username and --credential go together")
@@ -549,12 +558,19 @@ class Driven:
         self.dc = None
         self.opened = asyncio.Event()
         self.inbox: asyncio.Queue = asyncio.Queue()
+        # Echoes still owed for messages sent more than once (--lossy): they
+        # may come late, and are dropped when they do.
+        self.late: list = []
 
     def attach(self, dc) -> None:
         self.dc = dc
 
         @dc.on("message")
         def _message(m) -> None:
+            for i, owed in enumerate(self.late):
+                if type(owed) is type(m) and owed == m:
+                    del self.late[i]
+                    return
             self.inbox.put_nowait(m)
 
         @dc.on("open")
@@ -608,11 +624,48 @@ async def sequence(d: Driven, args, checks: Checks, n: int) -> None:
                    else ("" if ordered else order))
 
 
+async def lossy_roundtrip(d: Driven, args, checks: Checks, name: str, message) -> None:
+    """A single message on a partially reliable channel with --lossy: the
+    message or its echo may be lost, so it is sent again (up to LOSSY_TRIES
+    times) until one echo comes back. An echo with another kind or other
+    bytes fails at once; the echoes still owed for the earlier sends are
+    dropped when they come late."""
+    t0 = time.monotonic()
+    wait = min(args.timeout, LOSSY_WAIT)
+    sends = 0
+    while True:
+        d.dc.send(message)
+        sends += 1
+        try:
+            got = await asyncio.wait_for(d.inbox.get(), wait)
+        except asyncio.TimeoutError:
+            if sends < LOSSY_TRIES:
+                continue
+            checks.add(f"{d.label}/{name}", False, (time.monotonic() - t0) * 1000,
+                       f"no echo for any of {sends} sends, {wait}s each (--lossy)")
+            return
+        ms = (time.monotonic() - t0) * 1000
+        if type(got) is not type(message):
+            checks.add(f"{d.label}/{name}", False, ms,
+                       f"kind differs: sent {describe(message)}, got {describe(got)}")
+        elif got != message:
+            checks.add(f"{d.label}/{name}", False, ms,
+                       f"content differs: sent {describe(message)}, got {describe(got)}")
+        else:
+            d.late.extend([message] * (sends - 1))
+            checks.add(f"{d.label}/{name}", True, ms,
+                       f"echoed after {sends} sends (--lossy)" if sends > 1 else "")
+        return
+
+
 async def channel_plan(d: Driven, args, checks: Checks) -> None:
     label, dc, timeout = d.label, d.dc, args.timeout
     spec = d.spec
 
     async def roundtrip(name: str, message) -> None:
+        if args.lossy and not is_reliable(spec):
+            await lossy_roundtrip(d, args, checks, name, message)
+            return
         t0 = time.monotonic()
         try:
             dc.send(message)

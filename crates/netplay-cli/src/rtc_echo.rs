@@ -1,17 +1,21 @@
 //! `netplay rtc-echo`: a WebRTC peer for testing other stacks against netplay. It speaks the
 //! JSON line protocol of `docs/PROTOCOL.md` on stdin/stdout (descriptions, candidates, the
 //! channel list, bye) and echoes every data channel message back on its channel, same kind.
+//! For loss tests it can drop a share of the SCTP traffic both ways (`--drop-every`).
 
+use std::cell::Cell;
 use std::io::{BufRead, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use netplay::rtc::{
-    ChannelId, ConnectionState, DataChannelOptions, Error as RtcError, Event, GatheringState,
-    IceServer, PeerConfig, PeerConnection, SdpKind,
+    CandidateSource, ChannelId, ConnectionState, DataChannelOptions, Error as RtcError, Event,
+    GatheringState, IceServer, Intercept, LocalCandidate, PeerConfig, PeerConnection, SdpKind,
+    SourceTransmit,
 };
 use serde_json::{json, Value};
 
@@ -43,6 +47,11 @@ pub struct RtcEchoArgs {
     /// Seconds until the connection must be up, or the peer exits with 1.
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Test impairment: drop every Nth DTLS application-data datagram (the SCTP traffic) that
+    /// arrives, and every Nth one this side sends; ICE checks and the DTLS handshake pass.
+    /// The counts go to stderr at exit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    drop_every: Option<u64>,
 }
 
 /// Exit code 1: the connection failed or never came up.
@@ -53,7 +62,13 @@ const EXIT_PROTOCOL: u8 = 2;
 /// Runs the peer; returns the process exit code.
 pub fn run(args: RtcEchoArgs) -> u8 {
     match Peer::new(&args) {
-        Ok(mut peer) => peer.run(),
+        Ok(mut peer) => {
+            let code = peer.run();
+            if let Some(drops) = &peer.drops {
+                eprintln!("rtc-echo: {}", drops.summary());
+            }
+            code
+        }
         Err(e) => {
             eprintln!("rtc-echo: {e}");
             EXIT_PROTOCOL
@@ -83,6 +98,8 @@ struct Peer {
     /// The message waiting for send buffer room: (channel, is text, bytes). Reading stops
     /// while it waits, so there is never more than one.
     waiting: Option<(ChannelId, bool, Vec<u8>)>,
+    /// What `--drop-every` dropped.
+    drops: Option<Rc<Drops>>,
 }
 
 impl Peer {
@@ -115,7 +132,16 @@ impl Peer {
         }
         let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
         config.connect_timeout = connect_timeout;
-        let pc = PeerConnection::new(config).map_err(|e| e.to_string())?;
+        let mut pc = PeerConnection::new(config).map_err(|e| e.to_string())?;
+        let drops = match args.drop_every {
+            Some(every) => {
+                let drops = Rc::new(Drops::new(every));
+                pc.add_candidate_source(Box::new(LossySource(drops.clone())))
+                    .map_err(|e| e.to_string())?;
+                Some(drops)
+            }
+            None => None,
+        };
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             let stdin = std::io::stdin();
@@ -147,12 +173,27 @@ impl Peer {
             connected: false,
             early: Vec::new(),
             waiting: None,
+            drops,
         })
+    }
+
+    /// Closes the connection, logging what its SCTP association went through.
+    fn close(&mut self) {
+        let stats = self.pc.stats();
+        eprintln!(
+            "rtc-echo: {} messages received, {} sent; SCTP: {} chunks retransmitted, \
+             {} messages abandoned",
+            stats.messages_received,
+            stats.messages_sent,
+            stats.retransmissions,
+            stats.abandoned_messages
+        );
+        self.pc.close();
     }
 
     /// The exit code when the peer ends in an orderly way now.
     fn orderly_end(&mut self) -> u8 {
-        self.pc.close();
+        self.close();
         if self.connected {
             0
         } else {
@@ -173,7 +214,7 @@ impl Peer {
                         Ok(false) => return self.orderly_end(),
                         Err(e) => {
                             eprintln!("rtc-echo: invalid line: {e}: {}", clip(&l));
-                            self.pc.close();
+                            self.close();
                             return EXIT_PROTOCOL;
                         }
                     },
@@ -190,7 +231,7 @@ impl Peer {
             self.echo();
             if !self.connected && Instant::now() > self.connect_deadline {
                 eprintln!("rtc-echo: the connection was not up within --connect-timeout");
-                self.pc.close();
+                self.close();
                 return EXIT_FAILED;
             }
             std::thread::sleep(Duration::from_micros(500));
@@ -308,12 +349,12 @@ impl Peer {
                     match state {
                         ConnectionState::Connected => self.connected = true,
                         ConnectionState::Failed if !self.connected => {
-                            self.pc.close();
+                            self.close();
                             return Err(EXIT_FAILED);
                         }
                         ConnectionState::Failed => {
                             eprintln!("rtc-echo: the connection failed");
-                            self.pc.close();
+                            self.close();
                             return Err(EXIT_FAILED);
                         }
                         _ => {}
@@ -390,6 +431,104 @@ impl Peer {
         } else {
             ch.send_binary(data)
         }
+    }
+}
+
+/// The counters of `--drop-every`: DTLS application-data datagrams seen and dropped, per
+/// direction.
+struct Drops {
+    every: u64,
+    inbound_seen: Cell<u64>,
+    inbound_dropped: Cell<u64>,
+    outbound_seen: Cell<u64>,
+    outbound_dropped: Cell<u64>,
+}
+
+impl Drops {
+    fn new(every: u64) -> Drops {
+        Drops {
+            every,
+            inbound_seen: Cell::new(0),
+            inbound_dropped: Cell::new(0),
+            outbound_seen: Cell::new(0),
+            outbound_dropped: Cell::new(0),
+        }
+    }
+
+    /// Counts one datagram in `seen`; whether it is the one in `every` to drop (counted in
+    /// `dropped`). Only application data (first byte 23: the SCTP traffic) is counted.
+    fn take(&self, contents: &[u8], seen: &Cell<u64>, dropped: &Cell<u64>) -> bool {
+        if contents.first() != Some(&DTLS_APPLICATION_DATA) {
+            return false;
+        }
+        seen.set(seen.get() + 1);
+        let drop = seen.get() % self.every == 0;
+        if drop {
+            dropped.set(dropped.get() + 1);
+        }
+        drop
+    }
+
+    /// The line written at exit (tests parse it: keep the shape).
+    fn summary(&self) -> String {
+        format!(
+            "drop-every {}: dropped {} of {} inbound and {} of {} outbound application-data datagrams",
+            self.every,
+            self.inbound_dropped.get(),
+            self.inbound_seen.get(),
+            self.outbound_dropped.get(),
+            self.outbound_seen.get()
+        )
+    }
+}
+
+/// The DTLS record content type of application data (RFC 6347): what carries SCTP.
+const DTLS_APPLICATION_DATA: u8 = 23;
+
+/// `--drop-every`: a candidate source that finds no candidates and only loses datagrams,
+/// every Nth application-data one in each direction.
+struct LossySource(Rc<Drops>);
+
+impl CandidateSource for LossySource {
+    fn start(&mut self, _sockets: &[SocketAddr], _now: Instant) {}
+
+    fn handle_datagram(
+        &mut self,
+        _local: SocketAddr,
+        _from: SocketAddr,
+        contents: &[u8],
+        _now: Instant,
+    ) -> Intercept {
+        let d = &self.0;
+        if d.take(contents, &d.inbound_seen, &d.inbound_dropped) {
+            Intercept::Consumed
+        } else {
+            Intercept::Pass
+        }
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<SourceTransmit> {
+        None
+    }
+
+    fn poll_candidate(&mut self) -> Option<LocalCandidate> {
+        None
+    }
+
+    fn is_complete(&self) -> bool {
+        true
+    }
+
+    fn drop_transmit(
+        &mut self,
+        _source: SocketAddr,
+        _destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let d = &self.0;
+        d.take(contents, &d.outbound_seen, &d.outbound_dropped)
     }
 }
 

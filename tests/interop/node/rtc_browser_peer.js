@@ -9,7 +9,7 @@
 //   node rtc_browser_peer.js echo (--offer | --answer) [ICE OPTIONS]
 //   node rtc_browser_peer.js drive (--offer | --answer) [ICE OPTIONS] [--channel SPEC]...
 //                    [--messages N] [--big-size BYTES] [--chunk-size BYTES]
-//                    [--big-channel LABEL] [--timeout SECONDS] [--no-empty]
+//                    [--big-channel LABEL] [--timeout SECONDS] [--no-empty] [--lossy]
 //
 //   ICE OPTIONS: [--ice-server URL]... [--username U --credential C]
 //                [--relay-only] [--host-ip ADDR] [--connect-timeout SECONDS]

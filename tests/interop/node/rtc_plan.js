@@ -13,6 +13,11 @@ const readline = require('readline');
 
 const QUIET_MS = 2000; // without an echo: the end of a partially reliable sequence
 const PROBES = 3; // single messages sent after a partially reliable burst that was lost whole
+// --lossy: a single message on a partially reliable channel is sent up to
+// LOSSY_TRIES times, each send waiting LOSSY_WAIT_MS for its echo (a lost
+// message is retransmitted after about a second, within a 3 s lifetime).
+const LOSSY_TRIES = 4;
+const LOSSY_WAIT_MS = 4000;
 const UTF8_TEXT = 'héllo wörld · ✓ · Ελληνικά · 日本語 · 😀🎮 · 𝄞 · end';
 const DEFAULT_CHANNELS = [
   'reliable',
@@ -124,13 +129,14 @@ function parseArgs(argv) {
     bigChannel: null,
     timeout: 20,
     noEmpty: false,
+    lossy: false,
     debug: false,
   };
   const num = (k, v) => {
     if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) usage(`${k} needs a non-negative number`);
     return Number(v);
   };
-  const driveOnly = new Set(['--channel', '--messages', '--big-size', '--chunk-size', '--big-channel', '--timeout', '--no-empty']);
+  const driveOnly = new Set(['--channel', '--messages', '--big-size', '--chunk-size', '--big-channel', '--timeout', '--no-empty', '--lossy']);
   for (let i = 1; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -154,6 +160,7 @@ function parseArgs(argv) {
       case '--big-channel': a.bigChannel = v(); break;
       case '--timeout': a.timeout = num(k, v()); break;
       case '--no-empty': a.noEmpty = true; break;
+      case '--lossy': a.lossy = true; break;
       case '--debug': a.debug = true; break;
       default: usage(`unknown argument ${k}`);
     }
@@ -437,6 +444,9 @@ class Driven {
     this.dc = null;
     this.inbox = [];
     this.waiters = [];
+    // Echoes still owed for messages sent more than once (--lossy): they may
+    // come late, and are dropped when they do.
+    this.late = [];
     this.opened = new Promise((r) => { this.openResolve = r; });
   }
 
@@ -445,6 +455,11 @@ class Driven {
   }
 
   deliver(msg) {
+    const i = this.late.findIndex((l) => l.text === msg.text && l.data.equals(msg.data));
+    if (i >= 0) {
+      this.late.splice(i, 1);
+      return;
+    }
     const w = this.waiters.shift();
     if (w) w(msg);
     else this.inbox.push(msg);
@@ -547,11 +562,46 @@ async function sequence(d, a, checks, n) {
   }
 }
 
+// A single message on a partially reliable channel with --lossy: the message
+// or its echo may be lost, so it is sent again (up to LOSSY_TRIES times) until
+// one echo comes back. An echo with another kind or other bytes fails at once;
+// the echoes still owed for the earlier sends are dropped when they come late.
+async function lossyRoundtrip(d, a, checks, name, m) {
+  const t0 = Date.now();
+  const wait = Math.min(a.timeout * 1000, LOSSY_WAIT_MS);
+  let sends = 0;
+  for (;;) {
+    d.send(m);
+    sends += 1;
+    let got;
+    try {
+      got = await d.recv(wait);
+    } catch (e) {
+      if (e.message !== 'timeout') {
+        checks.add(`${d.label}/${name}`, false, Date.now() - t0, e.message);
+        return;
+      }
+      if (sends < LOSSY_TRIES) continue;
+      checks.add(`${d.label}/${name}`, false, Date.now() - t0, `no echo for any of ${sends} sends, ${wait / 1000}s each (--lossy)`);
+      return;
+    }
+    const dt = Date.now() - t0;
+    if (got.text !== m.text) checks.add(`${d.label}/${name}`, false, dt, `kind differs: sent ${describe(m)}, got ${describe(got)}`);
+    else if (!got.data.equals(m.data)) checks.add(`${d.label}/${name}`, false, dt, `content differs: sent ${describe(m)}, got ${describe(got)}`);
+    else {
+      for (let i = 1; i < sends; i++) d.late.push(m);
+      checks.add(`${d.label}/${name}`, true, dt, sends > 1 ? `echoed after ${sends} sends (--lossy)` : '');
+    }
+    return;
+  }
+}
+
 async function channelPlan(d, a, checks) {
   const label = d.label;
   const ms = a.timeout * 1000;
 
   const roundtrip = async (name, m) => {
+    if (a.lossy && !isReliable(d.spec)) return lossyRoundtrip(d, a, checks, name, m);
     const t0 = Date.now();
     try {
       d.send(m);

@@ -81,6 +81,8 @@ pub struct Pairing {
     pub foreign_candidates: Vec<String>,
     /// Both processes' stderr, for the failure message.
     pub log: String,
+    /// netplay's stderr alone.
+    pub netplay_log: String,
 }
 
 impl Pairing {
@@ -128,6 +130,56 @@ impl Pairing {
             .unwrap_or(0);
         assert!(passed >= 10, "{what}: only {passed} checks ran");
         eprintln!("{what}: {passed} checks passed");
+    }
+
+    /// The driver's check `name` passed (it must have run).
+    pub fn assert_check_passed(&self, what: &str, name: &str) {
+        let check = self
+            .result
+            .as_ref()
+            .and_then(|r| r.get("checks"))
+            .and_then(|c| c.as_array())
+            .and_then(|checks| {
+                checks
+                    .iter()
+                    .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
+            });
+        match check {
+            Some(c) if c.get("ok").and_then(|v| v.as_bool()) == Some(true) => {
+                eprintln!("{what}: {name} passed: {c}");
+            }
+            Some(c) => panic!("{what}: check {name} failed: {c}"),
+            None => panic!("{what}: check {name} did not run"),
+        }
+    }
+
+    /// What `netplay rtc-echo --drop-every` reported at exit: (inbound, outbound) datagrams
+    /// dropped. Panics when the line is missing.
+    pub fn drops(&self, what: &str) -> (u64, u64) {
+        let line = self
+            .netplay_log
+            .lines()
+            .find(|l| l.starts_with("rtc-echo: drop-every "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: netplay wrote no drop-every line\n--- netplay log ---\n{}",
+                    clip(&self.netplay_log, 10_000)
+                )
+            });
+        // rtc-echo: drop-every N: dropped A of B inbound and C of D outbound ...
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |word: &str| -> u64 {
+            words
+                .iter()
+                .position(|w| *w == word)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{what}: cannot read {line:?}"))
+        };
+        let inbound = after("dropped");
+        let outbound = after("and");
+        eprintln!("{what}: {line}");
+        (inbound, outbound)
     }
 }
 
@@ -221,7 +273,7 @@ fn collect_stderr(
     from: impl std::io::Read + Send + 'static,
     tag: &'static str,
     shared: Arc<Mutex<Shared>>,
-) {
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
@@ -229,8 +281,12 @@ fn collect_stderr(
             if s.log.len() < 200_000 {
                 s.log.push_str(&format!("[{tag}] {line}\n"));
             }
+            if tag == "netplay" && s.netplay_log.len() < 200_000 {
+                s.netplay_log.push_str(&line);
+                s.netplay_log.push('\n');
+            }
         }
-    });
+    })
 }
 
 #[derive(Default)]
@@ -238,12 +294,24 @@ struct Shared {
     result: Option<serde_json::Value>,
     foreign: Vec<String>,
     log: String,
+    netplay_log: String,
 }
 
 /// Runs one pairing: `netplay rtc-echo` and `driver` in drive mode with `driver_args`
 /// (channel specs and the like), bounded by `timeout`. On 127.0.0.1, or for Chromium inside a
 /// network namespace of its own on 10.77.0.1.
 pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Duration) -> Pairing {
+    pair_with(driver, offerer, &[], driver_args, timeout)
+}
+
+/// [`pair`] with `netplay_args` added to `netplay rtc-echo`'s command line (`--drop-every N`).
+pub fn pair_with(
+    driver: Driver,
+    offerer: Offerer,
+    netplay_args: &[&str],
+    driver_args: &[&str],
+    timeout: Duration,
+) -> Pairing {
     let netns = matches!(driver, Driver::Chromium).then(Netns::up);
     let allowed = if netns.is_some() {
         "10.77.0.1"
@@ -263,6 +331,7 @@ pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Dur
         "--connect-timeout",
         "30",
     ]);
+    np_cmd.args(netplay_args);
     let mut drv_cmd = driver_command(driver);
     drv_cmd
         .args(["drive", drv_role, "--host-ip", allowed, "--timeout", "30"])
@@ -285,7 +354,7 @@ pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Dur
     let drv_out = drv.child_mut().stdout.take().expect("stdout");
     let drv_err = drv.child_mut().stderr.take().expect("stderr");
     let drv_in = drv.child_mut().stdin.take().expect("stdin");
-    collect_stderr(np_err, "netplay", shared.clone());
+    let np_log = collect_stderr(np_err, "netplay", shared.clone());
     collect_stderr(drv_err, "driver", shared.clone());
     let r1 = relay(drv_out, np_in, allowed, "driver", shared.clone());
     let r2 = relay(np_out, drv_in, allowed, "netplay", shared.clone());
@@ -305,6 +374,11 @@ pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Dur
     }
     let _ = r1.join();
     let _ = r2.join();
+    // netplay is gone: its stderr ends, and its last line (the drop counts) must be in.
+    let log_until = Instant::now() + Duration::from_secs(5);
+    while !np_log.is_finished() && Instant::now() < log_until {
+        thread::sleep(Duration::from_millis(10));
+    }
     thread::sleep(Duration::from_millis(50));
     let s = shared.lock().unwrap();
     Pairing {
@@ -313,5 +387,6 @@ pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Dur
         netplay_exit,
         foreign_candidates: s.foreign.clone(),
         log: s.log.clone(),
+        netplay_log: s.netplay_log.clone(),
     }
 }
