@@ -22,10 +22,6 @@ use common::rtc::{pair_with, Driver, Offerer, Pairing};
 
 /// The bound of one pairing.
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// aiortc's bound. Its sender recovers a lost tail (its last DATA, or the one SACK netplay
-/// sends for a batch of datagrams) only by T3, with a 1 s minimum RTO, and under this loss
-/// its window stays small, so 1 MiB takes it 15 to 50 s: some 25 T3 timeouts.
-const AIORTC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Every 20th application-data datagram, each way.
 const IMPAIRMENT: &[&str] = &["--drop-every", "20"];
@@ -56,11 +52,7 @@ const MIN_DROPS: u64 = 20;
 
 fn lossy_pair(driver: Driver, offerer: Offerer, what: &str) -> Pairing {
     let t0 = Instant::now();
-    let timeout = match driver {
-        Driver::Aiortc => AIORTC_TIMEOUT,
-        _ => TIMEOUT,
-    };
-    let p = pair_with(driver, offerer, IMPAIRMENT, PLAN, timeout);
+    let p = pair_with(driver, offerer, IMPAIRMENT, PLAN, TIMEOUT);
     p.assert_passed(what);
     p.assert_check_passed(what, "reliable/binary_65536");
     p.assert_check_passed(what, "reliable/big_1048576");

@@ -860,9 +860,10 @@ impl PeerConnection {
 
     fn read_sockets(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
-        // The transport is drained once per batch of datagrams, not once per datagram, so one
-        // SACK answers a batch; the inbound limit is checked per batch too, so a channel can go
-        // over it by at most one batch.
+        // The transport is drained (events, channels, everything it sends) once per batch of
+        // datagrams, not once per datagram; only SACKs leave as soon as they are due. The
+        // inbound limit is checked per batch too, so a channel can go over it by at most one
+        // batch.
         let mut undrained = 0;
         'sockets: for index in 0..self.sockets.len() {
             for _ in 0..MAX_DATAGRAMS_PER_POLL {
@@ -877,6 +878,12 @@ impl PeerConnection {
                     Ok(Some((local, n, from))) => {
                         self.handle_datagram(local, from, &buf[..n], now);
                         undrained += 1;
+                        if self.transport.sack_due() {
+                            // Acknowledge as often as RFC 9260 says, not once per batch: a
+                            // lost SACK must not be the only one the peer would get.
+                            self.transport.send_acks(now);
+                            self.send_datagrams();
+                        }
                     }
                     Ok(None) | Err(_) => break,
                 }

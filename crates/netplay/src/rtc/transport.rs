@@ -284,6 +284,19 @@ impl Transport {
         self.drive(now);
     }
 
+    /// Whether the association has a SACK to send now: then the driver should take the
+    /// datagrams out (after [`send_acks`](Self::send_acks)) before reading more, so the peer
+    /// hears as often as RFC 9260 6.2 says.
+    pub(crate) fn sack_due(&self) -> bool {
+        self.sctp.as_ref().is_some_and(Association::sack_due)
+    }
+
+    /// Lets the association send what is due (its SACK, and data the SACKs made room for),
+    /// without the rest of [`drive`](Self::drive).
+    pub(crate) fn send_acks(&mut self, now: Instant) {
+        self.drive_sctp(now);
+    }
+
     /// Sends what the association has to send: call after queueing messages.
     pub(crate) fn drive(&mut self, now: Instant) {
         if self.dead {

@@ -295,6 +295,13 @@ impl Association {
         self.tx.buffered(stream)
     }
 
+    /// Whether a SACK is due now (RFC 9260 6.2: every second DATA packet, or at once on a gap,
+    /// a duplicate or the I bit): a driver that batches received packets should send before
+    /// reading more.
+    pub(crate) fn sack_due(&self) -> bool {
+        self.sack_now
+    }
+
     /// Bytes queued or in flight and not yet acknowledged, over all streams.
     pub(crate) fn total_buffered(&self) -> usize {
         self.tx.total_buffered()
