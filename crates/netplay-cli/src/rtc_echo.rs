@@ -3,9 +3,8 @@
 //! channel list, bye) and echoes every data channel message back on its channel, same kind.
 //! For loss tests it can drop a share of the SCTP traffic both ways (`--drop-every`).
 
-use std::cell::Cell;
 use std::io::{BufRead, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -13,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use netplay::rtc::{
-    CandidateSource, ChannelId, ConnectionState, DataChannelOptions, Error as RtcError, Event,
-    GatheringState, IceServer, Intercept, LocalCandidate, PeerConfig, PeerConnection, SdpKind,
-    SourceTransmit,
+    ChannelId, ConnectionState, DataChannelOptions, DropCounts, DropEvery, Error as RtcError,
+    Event, GatheringState, IceServer, PeerConfig, PeerConnection, SdpKind,
 };
 use serde_json::{json, Value};
 
@@ -64,8 +62,8 @@ pub fn run(args: RtcEchoArgs) -> u8 {
     match Peer::new(&args) {
         Ok(mut peer) => {
             let code = peer.run();
-            if let Some(drops) = &peer.drops {
-                eprintln!("rtc-echo: {}", drops.summary());
+            if let (Some(every), Some(drops)) = (args.drop_every, &peer.drops) {
+                eprintln!("rtc-echo: {}", drop_summary(every, drops));
             }
             code
         }
@@ -99,7 +97,7 @@ struct Peer {
     /// while it waits, so there is never more than one.
     waiting: Option<(ChannelId, bool, Vec<u8>)>,
     /// What `--drop-every` dropped.
-    drops: Option<Rc<Drops>>,
+    drops: Option<Rc<DropCounts>>,
 }
 
 impl Peer {
@@ -135,8 +133,8 @@ impl Peer {
         let mut pc = PeerConnection::new(config).map_err(|e| e.to_string())?;
         let drops = match args.drop_every {
             Some(every) => {
-                let drops = Rc::new(Drops::new(every));
-                pc.add_candidate_source(Box::new(LossySource(drops.clone())))
+                let (source, drops) = DropEvery::new(every);
+                pc.add_candidate_source(Box::new(source))
                     .map_err(|e| e.to_string())?;
                 Some(drops)
             }
@@ -434,102 +432,14 @@ impl Peer {
     }
 }
 
-/// The counters of `--drop-every`: DTLS application-data datagrams seen and dropped, per
-/// direction.
-struct Drops {
-    every: u64,
-    inbound_seen: Cell<u64>,
-    inbound_dropped: Cell<u64>,
-    outbound_seen: Cell<u64>,
-    outbound_dropped: Cell<u64>,
-}
-
-impl Drops {
-    fn new(every: u64) -> Drops {
-        Drops {
-            every,
-            inbound_seen: Cell::new(0),
-            inbound_dropped: Cell::new(0),
-            outbound_seen: Cell::new(0),
-            outbound_dropped: Cell::new(0),
-        }
-    }
-
-    /// Counts one datagram in `seen`; whether it is the one in `every` to drop (counted in
-    /// `dropped`). Only application data (first byte 23: the SCTP traffic) is counted.
-    fn take(&self, contents: &[u8], seen: &Cell<u64>, dropped: &Cell<u64>) -> bool {
-        if contents.first() != Some(&DTLS_APPLICATION_DATA) {
-            return false;
-        }
-        seen.set(seen.get() + 1);
-        let drop = seen.get() % self.every == 0;
-        if drop {
-            dropped.set(dropped.get() + 1);
-        }
-        drop
-    }
-
-    /// The line written at exit (tests parse it: keep the shape).
-    fn summary(&self) -> String {
-        format!(
-            "drop-every {}: dropped {} of {} inbound and {} of {} outbound application-data datagrams",
-            self.every,
-            self.inbound_dropped.get(),
-            self.inbound_seen.get(),
-            self.outbound_dropped.get(),
-            self.outbound_seen.get()
-        )
-    }
-}
-
-/// The DTLS record content type of application data (RFC 6347): what carries SCTP.
-const DTLS_APPLICATION_DATA: u8 = 23;
-
-/// `--drop-every`: a candidate source that finds no candidates and only loses datagrams,
-/// every Nth application-data one in each direction.
-struct LossySource(Rc<Drops>);
-
-impl CandidateSource for LossySource {
-    fn start(&mut self, _sockets: &[SocketAddr], _now: Instant) {}
-
-    fn handle_datagram(
-        &mut self,
-        _local: SocketAddr,
-        _from: SocketAddr,
-        contents: &[u8],
-        _now: Instant,
-    ) -> Intercept {
-        let d = &self.0;
-        if d.take(contents, &d.inbound_seen, &d.inbound_dropped) {
-            Intercept::Consumed
-        } else {
-            Intercept::Pass
-        }
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn poll_transmit(&mut self) -> Option<SourceTransmit> {
-        None
-    }
-
-    fn poll_candidate(&mut self) -> Option<LocalCandidate> {
-        None
-    }
-
-    fn is_complete(&self) -> bool {
-        true
-    }
-
-    fn drop_transmit(
-        &mut self,
-        _source: SocketAddr,
-        _destination: SocketAddr,
-        contents: &[u8],
-    ) -> bool {
-        let d = &self.0;
-        d.take(contents, &d.outbound_seen, &d.outbound_dropped)
-    }
+/// The line written at exit for `--drop-every` (tests parse it: keep the shape).
+fn drop_summary(every: u64, counts: &DropCounts) -> String {
+    let (inbound_seen, inbound_dropped) = counts.inbound();
+    let (outbound_seen, outbound_dropped) = counts.outbound();
+    format!(
+        "drop-every {every}: dropped {inbound_dropped} of {inbound_seen} inbound and \
+         {outbound_dropped} of {outbound_seen} outbound application-data datagrams"
+    )
 }
 
 /// One entry of the `channels` array: its label and options.

@@ -3,12 +3,13 @@
 #![cfg(feature = "webrtc")]
 
 use std::net::UdpSocket;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use netplay::rtc::{
-    CandidateKind, CandidateSource, ChannelId, ConnectionState, DataChannelOptions, Error, Event,
-    GatheringState, Intercept, LocalCandidate, PeerConfig, PeerConnection, ReadyState, SdpKind,
-    SignalingState, SourceTransmit, WriteMode,
+    CandidateKind, CandidateSource, ChannelId, ConnectionState, DataChannelOptions, DropCounts,
+    DropEvery, Error, Event, GatheringState, Intercept, LocalCandidate, PeerConfig, PeerConnection,
+    ReadyState, SdpKind, SignalingState, SourceTransmit, WriteMode,
 };
 
 mod common;
@@ -268,80 +269,15 @@ fn one_mebibyte_arrives_intact_through_back_pressure() {
     assert!(pair.p1.stats().message_bytes_sent >= data.len() as u64);
 }
 
-/// Drops every `every`-th DTLS application-data record that arrives (the SCTP traffic), so
-/// the association has to recover from loss; ICE checks and the DTLS handshake pass.
-struct LossySource {
-    every: u64,
-    seen: u64,
-    pub dropped: std::rc::Rc<std::cell::Cell<u64>>,
-}
-
-impl LossySource {
-    fn new(every: u64) -> (LossySource, std::rc::Rc<std::cell::Cell<u64>>) {
-        let dropped = std::rc::Rc::new(std::cell::Cell::new(0));
-        let source = LossySource {
-            every,
-            seen: 0,
-            dropped: dropped.clone(),
-        };
-        (source, dropped)
-    }
-}
-
-impl CandidateSource for LossySource {
-    fn start(&mut self, _sockets: &[std::net::SocketAddr], _now: Instant) {}
-
-    fn handle_datagram(
-        &mut self,
-        _local: std::net::SocketAddr,
-        _from: std::net::SocketAddr,
-        contents: &[u8],
-        _now: Instant,
-    ) -> Intercept {
-        // 23: a DTLS application_data record.
-        if contents.first() == Some(&23) {
-            self.seen += 1;
-            if self.seen % self.every == 0 {
-                self.dropped.set(self.dropped.get() + 1);
-                return Intercept::Consumed;
-            }
-        }
-        Intercept::Pass
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn poll_transmit(&mut self) -> Option<SourceTransmit> {
-        None
-    }
-
-    fn poll_candidate(&mut self) -> Option<LocalCandidate> {
-        None
-    }
-
-    fn is_complete(&self) -> bool {
-        true
-    }
-}
-
-/// A pair whose both sides lose every 20th SCTP packet they receive.
-fn lossy_pair(
-    options: DataChannelOptions,
-) -> (
-    Pair,
-    ChannelId,
-    ChannelId,
-    [std::rc::Rc<std::cell::Cell<u64>>; 2],
-) {
+/// A pair whose p1 loses every 20th SCTP packet each way (netplay's own test impairment).
+fn lossy_pair(options: DataChannelOptions) -> (Pair, ChannelId, ChannelId, Rc<DropCounts>) {
     let mut pair = Pair::loopback();
-    let (a, dropped_a) = LossySource::new(20);
-    let (b, dropped_b) = LossySource::new(20);
-    pair.p1.add_candidate_source(Box::new(a)).unwrap();
-    pair.p2.add_candidate_source(Box::new(b)).unwrap();
+    let (source, drops) = DropEvery::new(20);
+    pair.p1.add_candidate_source(Box::new(source)).unwrap();
     let (ch1, ch2) = pair.create_channel("lossy", options);
     pair.offer();
     pair.open(ch1, ch2);
-    (pair, ch1, ch2, [dropped_a, dropped_b])
+    (pair, ch1, ch2, drops)
 }
 
 #[test]
@@ -368,11 +304,9 @@ fn reliable_channel_delivers_everything_in_order_through_packet_loss() {
         received.len() >= data.len()
     });
     assert!(received == data, "the data arrived altered or out of order");
-    assert!(
-        dropped[1].get() > 50,
-        "only {} packets dropped",
-        dropped[1].get()
-    );
+    // p1 sends the data and loses every 20th packet of it, and every 20th SACK it receives.
+    assert!(dropped.outbound().1 > 50, "{:?}", dropped.outbound());
+    assert!(dropped.inbound().1 > 0, "{:?}", dropped.inbound());
     let stats = pair.p1.stats();
     assert!(stats.retransmissions > 0, "{stats:?}");
     assert_eq!(stats.abandoned_messages, 0);
@@ -419,11 +353,7 @@ fn unreliable_channel_loses_messages_but_never_stalls_under_packet_loss() {
     while let Some(m) = c.get_packet() {
         received.push(u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
     }
-    assert!(
-        dropped[1].get() > 10,
-        "only {} packets dropped",
-        dropped[1].get()
-    );
+    assert!(dropped.outbound().1 > 50, "{:?}", dropped.outbound());
     // Some messages are lost for good, the rest arrive in order, none twice.
     assert!(received.len() < total as usize, "nothing was lost");
     assert!(

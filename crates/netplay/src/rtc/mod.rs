@@ -99,6 +99,7 @@ mod dcep;
 mod error;
 mod gather;
 mod ice_sources;
+mod impair;
 mod peer;
 pub(crate) mod sctp;
 pub(crate) mod sdp;
@@ -114,6 +115,7 @@ pub use error::{Error, Result};
 pub use gather::{
     CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit,
 };
+pub use impair::{DropCounts, DropEvery};
 pub use peer::{
     CandidatePair, ConnectionState, Event, GatheringState, PeerConnection, SdpKind, SignalingState,
     Stats, WebRtcPeerConnection,
