@@ -289,7 +289,6 @@ impl PeerConnection {
     /// (`create_offer` or a remote offer).
     pub fn new(config: PeerConfig) -> Result<PeerConnection> {
         let ice_servers = config.validate()?;
-        let now = Instant::now();
         // The engine checks the nominated pair at least every `max_rto`: three checks per
         // disconnection timeout keep a healthy but idle connection from looking silent.
         let max_rto = (config.ice_disconnected_timeout / 3)
@@ -303,7 +302,6 @@ impl PeerConnection {
         let sources = ice_sources::sources_for(&ice_servers, &config);
         let mut id = [0u8; 8];
         let _ = getrandom::fill(&mut id);
-        let _ = now;
         Ok(PeerConnection {
             transport,
             ice_servers,
@@ -439,7 +437,7 @@ impl PeerConnection {
         }
         options.validate(label)?;
         if let Some(id) = options.negotiated_id {
-            if self.negotiated_id_in_use(id) {
+            if self.stream_in_use(id) {
                 return Err(Error::DuplicateChannelId(id));
             }
         }
@@ -452,10 +450,6 @@ impl PeerConnection {
 
     /// Whether a stream id is taken: by a channel not closed yet, or by a closed one whose
     /// stream has not been reset both ways.
-    fn negotiated_id_in_use(&self, id: u16) -> bool {
-        self.stream_in_use(id)
-    }
-
     fn stream_in_use(&self, id: u16) -> bool {
         self.channels
             .iter()

@@ -231,7 +231,7 @@ impl Transport {
                         message,
                     },
                 );
-                self.drive_ice(now);
+                self.drive_ice();
                 accepted
             }
             20..=63 => {
@@ -302,7 +302,7 @@ impl Transport {
         if self.dead {
             return;
         }
-        self.drive_ice(now);
+        self.drive_ice();
         self.drive_dtls(now);
         self.drive_sctp(now);
     }
@@ -375,8 +375,7 @@ impl Transport {
         }
     }
 
-    fn drive_ice(&mut self, now: Instant) {
-        let _ = now;
+    fn drive_ice(&mut self) {
         while let Some(event) = self.ice.poll_event() {
             match event {
                 IceAgentEvent::IceConnectionStateChange(state) => {
@@ -441,10 +440,7 @@ impl Transport {
                 }
                 DtlsOutput::BufferTooSmall { needed } => {
                     if needed > MAX_DTLS_BUFFER || needed <= self.dtls_buf.len() {
-                        self.dead = true;
-                        self.events.push_back(TransportEvent::Failed(format!(
-                            "DTLS wants a {needed} byte buffer"
-                        )));
+                        self.fail(format!("DTLS wants a {needed} byte buffer"));
                         return;
                     }
                     self.dtls_buf.resize(needed, 0);
@@ -457,10 +453,9 @@ impl Transport {
                 DtlsOutput::PeerCert(der) => {
                     let seen = self.provider.sha256_provider.sha256(der);
                     if self.remote_fingerprint.as_deref() != Some(&seen[..]) {
-                        self.dead = true;
-                        self.events.push_back(TransportEvent::Failed(
+                        self.fail(
                             "the remote DTLS certificate does not match a=fingerprint".into(),
-                        ));
+                        );
                         return;
                     }
                     self.fingerprint_checked = true;
@@ -482,10 +477,7 @@ impl Transport {
         }
         if connected && self.sctp.is_none() {
             if !self.fingerprint_checked {
-                self.dead = true;
-                self.events.push_back(TransportEvent::Failed(
-                    "DTLS connected without a remote certificate".into(),
-                ));
+                self.fail("DTLS connected without a remote certificate".into());
                 return;
             }
             let mut config = self.sctp_config.clone();
