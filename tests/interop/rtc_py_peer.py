@@ -543,6 +543,15 @@ class Checks:
               file=sys.stderr, flush=True)
 
 
+def echo_mismatch(sent, got) -> str:
+    """Why an echo is not the message sent ("" when it is): its kind or its content."""
+    if type(got) is not type(sent):
+        return f"kind differs: sent {describe(sent)}, got {describe(got)}"
+    if got != sent:
+        return f"content differs: sent {describe(sent)}, got {describe(got)}"
+    return ""
+
+
 def describe(m) -> str:
     if isinstance(m, str):
         return f"text({len(m.encode())} bytes) {m[:24]!r}"
@@ -645,12 +654,9 @@ async def lossy_roundtrip(d: Driven, args, checks: Checks, name: str, message) -
                        f"no echo for any of {sends} sends, {wait}s each (--lossy)")
             return
         ms = (time.monotonic() - t0) * 1000
-        if type(got) is not type(message):
-            checks.add(f"{d.label}/{name}", False, ms,
-                       f"kind differs: sent {describe(message)}, got {describe(got)}")
-        elif got != message:
-            checks.add(f"{d.label}/{name}", False, ms,
-                       f"content differs: sent {describe(message)}, got {describe(got)}")
+        wrong = echo_mismatch(message, got)
+        if wrong:
+            checks.add(f"{d.label}/{name}", False, ms, wrong)
         else:
             d.late.extend([message] * (sends - 1))
             checks.add(f"{d.label}/{name}", True, ms,
@@ -675,14 +681,8 @@ async def channel_plan(d: Driven, args, checks: Checks) -> None:
                        f"no echo within {timeout}s")
             return
         ms = (time.monotonic() - t0) * 1000
-        if type(got) is not type(message):
-            checks.add(f"{label}/{name}", False, ms,
-                       f"kind differs: sent {describe(message)}, got {describe(got)}")
-        elif got != message:
-            checks.add(f"{label}/{name}", False, ms,
-                       f"content differs: sent {describe(message)}, got {describe(got)}")
-        else:
-            checks.add(f"{label}/{name}", True, ms)
+        wrong = echo_mismatch(message, got)
+        checks.add(f"{label}/{name}", not wrong, ms, wrong)
 
     # What the channel looks like on this side (for in-band channels we
     # accepted, this is what the remote's DCEP OPEN said).

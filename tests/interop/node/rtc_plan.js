@@ -429,6 +429,13 @@ function msgOf(m) {
   return { text: false, data: Buffer.isBuffer(m) ? m : Buffer.from(m) };
 }
 
+// Why an echo is not the message sent ('' when it is): its kind or its content.
+function echoMismatch(sent, got) {
+  if (got.text !== sent.text) return `kind differs: sent ${describe(sent)}, got ${describe(got)}`;
+  if (!got.data.equals(sent.data)) return `content differs: sent ${describe(sent)}, got ${describe(got)}`;
+  return '';
+}
+
 function describe(m) {
   return m.text
     ? `text(${m.data.length} bytes) ${JSON.stringify(m.data.toString('utf8').slice(0, 24))}`
@@ -586,8 +593,8 @@ async function lossyRoundtrip(d, a, checks, name, m) {
       return;
     }
     const dt = Date.now() - t0;
-    if (got.text !== m.text) checks.add(`${d.label}/${name}`, false, dt, `kind differs: sent ${describe(m)}, got ${describe(got)}`);
-    else if (!got.data.equals(m.data)) checks.add(`${d.label}/${name}`, false, dt, `content differs: sent ${describe(m)}, got ${describe(got)}`);
+    const wrong = echoMismatch(m, got);
+    if (wrong) checks.add(`${d.label}/${name}`, false, dt, wrong);
     else {
       for (let i = 1; i < sends; i++) d.late.push(m);
       checks.add(`${d.label}/${name}`, true, dt, sends > 1 ? `echoed after ${sends} sends (--lossy)` : '');
@@ -606,10 +613,8 @@ async function channelPlan(d, a, checks) {
     try {
       d.send(m);
       const got = await d.recv(ms);
-      const dt = Date.now() - t0;
-      if (got.text !== m.text) checks.add(`${label}/${name}`, false, dt, `kind differs: sent ${describe(m)}, got ${describe(got)}`);
-      else if (!got.data.equals(m.data)) checks.add(`${label}/${name}`, false, dt, `content differs: sent ${describe(m)}, got ${describe(got)}`);
-      else checks.add(`${label}/${name}`, true, dt);
+      const wrong = echoMismatch(m, got);
+      checks.add(`${label}/${name}`, !wrong, Date.now() - t0, wrong);
     } catch (e) {
       checks.add(`${label}/${name}`, false, Date.now() - t0, e.message === 'timeout' ? `no echo within ${a.timeout}s` : e.message);
     }
