@@ -1,4 +1,5 @@
-//! TLS settings for `wss://` (Godot's `TLSOptions`), on rustls with the ring provider.
+//! TLS settings for `wss://` (Godot's `TLSOptions`), on rustls with the aws-lc-rs provider (the
+//! one the WebRTC stack's DTLS links already; it also has post-quantum key exchange).
 //!
 //! Owns turning PEM certificates and keys into rustls configurations. Reading and writing TLS
 //! records on a socket belongs to `transport`.
@@ -45,7 +46,7 @@ impl std::fmt::Debug for TlsOptions {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn tls_err(e: impl std::fmt::Display) -> Error {
@@ -100,7 +101,7 @@ impl TlsOptions {
         let p = provider();
         let config = rustls::ClientConfig::builder_with_provider(p.clone())
             .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default versions")
+            .expect("the aws-lc-rs provider supports the default versions")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(p)))
             .with_no_client_auth();
