@@ -10,9 +10,15 @@
 #      browser inside network namespaces) so that an interop failure later
 #      points at netplay, not at a peer;
 #   3. cargo fmt --check and cargo clippy -D warnings;
-#   4. builds every target (examples included: the Autobahn client test runs
+#   4. portability: builds the library for wasm32-unknown-unknown exactly as a
+#      browser game would (default features), checks it and the server crate
+#      with no default features and with each feature alone, checks the whole
+#      workspace with the declared minimum Rust (rust-version in Cargo.toml),
+#      installing the wasm32 target and that toolchain with rustup if missing;
+#   5. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
 #      with cargo-nextest (or `cargo test` when nextest is not installed).
+# Every cargo call is --locked: the committed Cargo.lock is what is tested.
 # The integration tests use the debug build of `netplay` (CARGO_BIN_EXE_netplay;
 # the dev profile is optimised enough), so no release build is made.
 # Exits non-zero if anything failed.
@@ -44,27 +50,49 @@ if [[ "${NETPLAY_SKIP_PEER_SELFTEST:-0}" != 1 ]]; then
     "$NETPLAY_VENV/bin/python" tests/interop/rtc_selftest.py || failed+=("WebRTC peer self-test")
 fi
 
+step "setup: Rust targets and the minimum supported toolchain"
+MSRV="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)"
+bash scripts/setup-rust.sh "$MSRV"
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check || failed+=("cargo fmt (run: cargo fmt --all)")
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
+cargo clippy --locked --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
+
+step "portability: cargo build -p netplay --target wasm32-unknown-unknown"
+cargo build --locked -p netplay --target wasm32-unknown-unknown || failed+=("wasm32 build of netplay")
+cargo clippy --locked -p netplay --target wasm32-unknown-unknown -- -D warnings ||
+    failed+=("clippy of the wasm32 build")
+
+step "portability: feature subsets"
+for features in "" tls deflate webrtc; do
+    cargo check --locked -p netplay --no-default-features ${features:+--features "$features"} ||
+        failed+=("netplay with features [${features}] alone")
+done
+for features in "" tls deflate; do
+    cargo check --locked -p netplay-server --no-default-features ${features:+--features "$features"} ||
+        failed+=("netplay-server with features [${features}] alone")
+done
+
+step "portability: the minimum supported Rust, $MSRV"
+cargo "+$MSRV" check --locked --workspace --all-targets || failed+=("check with Rust $MSRV")
 
 step "cargo build --workspace --all-targets"
-if ! cargo build --workspace --all-targets; then
+if ! cargo build --locked --workspace --all-targets; then
     printf '\nFAILED: cargo build; %s\n' "${failed[*]:-}" >&2
     exit 1
 fi
 
 step "cargo test --workspace --doc"
-cargo test --workspace --doc || failed+=("doc tests")
+cargo test --locked --workspace --doc || failed+=("doc tests")
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace --no-fail-fast"
-    cargo nextest run --workspace --no-fail-fast || failed+=("cargo nextest")
+    cargo nextest run --locked --workspace --no-fail-fast || failed+=("cargo nextest")
 else
     step "cargo test --workspace --no-fail-fast (cargo-nextest is not installed)"
-    cargo test --workspace --no-fail-fast || failed+=("cargo test")
+    cargo test --locked --workspace --no-fail-fast || failed+=("cargo test")
 fi
 
 if ((${#failed[@]})); then

@@ -59,7 +59,7 @@ fn main() {
     rt.block_on(async move {
         let listener = TcpListener::bind(listen).await.expect("bind");
         println!("listening");
-        let netplay_config = Arc::new(netplay::ws::tokio::ServerConfig {
+        let netplay_config = Arc::new(netplay_server::ws::ServerConfig {
             max_message_size: 64 << 20,
             ..Default::default()
         });
@@ -106,9 +106,9 @@ fn main() {
 /// messages leave in one write).
 async fn netplay_echo(
     tcp: TcpStream,
-    config: &netplay::ws::tokio::ServerConfig,
+    config: &netplay_server::ws::ServerConfig,
 ) -> Result<(), netplay::ws::Error> {
-    use netplay::ws::tokio::{accept, Accepted};
+    use netplay_server::ws::{accept, Accepted};
     let Accepted::WebSocket(mut ws) = accept(tcp, config).await? else {
         return Ok(());
     };

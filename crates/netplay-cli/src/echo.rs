@@ -12,7 +12,7 @@ use netplay::ws::{
 
 /// Which driver serves the connections.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Driver {
+pub(crate) enum Driver {
     /// The tokio driver (many connections, one task each).
     Tokio,
     /// The polled `WebSocketPeer`, as a Godot game would run it.
@@ -21,7 +21,7 @@ pub enum Driver {
 
 /// Arguments of `netplay echo`.
 #[derive(Args, Debug)]
-pub struct EchoArgs {
+pub(crate) struct EchoArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9080")]
     listen: SocketAddr,
@@ -67,7 +67,7 @@ fn announce(addr: SocketAddr, tls: bool) {
 }
 
 /// Runs the echo server until the process is stopped.
-pub fn run(args: EchoArgs) -> Result<(), BoxError> {
+pub(crate) fn run(args: EchoArgs) -> Result<(), BoxError> {
     let tls = tls(&args)?;
     let compression = (!args.no_compression).then(DeflateConfig::default);
     match args.driver {
@@ -81,7 +81,7 @@ fn run_tokio(
     tls: Option<TlsOptions>,
     compression: Option<DeflateConfig>,
 ) -> Result<(), BoxError> {
-    use netplay::ws::tokio::{accept, Accepted, ServerConfig};
+    use netplay_server::ws::{accept, Accepted, ServerConfig};
     let rt = crate::runtime(args.threads)?;
     let config = std::sync::Arc::new(ServerConfig {
         supported_protocols: args.protocols.clone(),

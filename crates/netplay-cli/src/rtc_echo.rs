@@ -20,14 +20,14 @@ use serde_json::{json, Value};
 /// Arguments of `netplay rtc-echo`.
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("role").required(true).args(["offer", "answer"])))]
-pub struct RtcEchoArgs {
+pub(crate) struct RtcEchoArgs {
     /// Write the offer (after reading the `channels` line).
     #[arg(long)]
     offer: bool,
     /// Wait for the offer and write the answer.
     #[arg(long)]
     answer: bool,
-    /// A STUN or TURN server (`stun:`, `turn:`, `turns:` URL); repeatable.
+    /// A STUN or TURN server over UDP (`stun:HOST[:PORT]`, `turn:HOST[:PORT]`); repeatable.
     #[arg(long = "ice-server")]
     ice_servers: Vec<String>,
     /// TURN user name (with --credential).
@@ -58,7 +58,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_PROTOCOL: u8 = 2;
 
 /// Runs the peer; returns the process exit code.
-pub fn run(args: RtcEchoArgs) -> u8 {
+pub(crate) fn run(args: RtcEchoArgs) -> u8 {
     match Peer::new(&args) {
         Ok(mut peer) => {
             let code = peer.run();
@@ -121,7 +121,7 @@ impl Peer {
         }
         if args.relay_only {
             if !args.ice_servers.iter().any(|u| u.starts_with("turn")) {
-                return Err("--relay-only needs a turn: or turns: --ice-server".into());
+                return Err("--relay-only needs a turn: --ice-server".into());
             }
             config.relay_only = true;
         }

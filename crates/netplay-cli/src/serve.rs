@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use netplay::signal::cluster::ClusterOptions;
-use netplay::signal::server::{serve, ServerOptions};
 use netplay::signal::HubConfig;
 use netplay::ws::TlsOptions;
+use netplay_server::cluster::ClusterOptions;
+use netplay_server::{serve, ServerOptions};
 
 /// Arguments of `netplay serve`.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9080")]
     listen: SocketAddr,
@@ -77,7 +77,7 @@ pub struct ServeArgs {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs the signaling server until SIGINT or SIGTERM.
-pub fn run(args: ServeArgs) -> Result<(), BoxError> {
+pub(crate) fn run(args: ServeArgs) -> Result<(), BoxError> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(TlsOptions::server(&std::fs::read(k)?, &std::fs::read(c)?)?),
         _ => None,

@@ -1,15 +1,27 @@
 //! netplay: Godot 4's web networking stack in Rust.
 //!
-//! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core, Godot's
-//!   polled [`ws::WebSocketPeer`] (client and server) over std sockets, and a tokio driver for
-//!   servers with many connections.
+//! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core and
+//!   Godot's polled [`ws::WebSocketPeer`] (client and server) over std sockets.
 //! * [`stun`]: a sans-IO STUN (RFC 8489) and TURN (RFC 8656) message codec, the building block
 //!   of ICE candidate gathering.
 //! * [`rtc`] (feature `webrtc`): Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`,
 //!   native, polled (str0m's ICE and DTLS, netplay's own SCTP): negotiated and in-band data
 //!   channels in every reliability mode.
-//! * [`signal`]: the sans-IO lobby core of a signaling server wire-compatible with Godot's
-//!   `webrtc_signaling` demo.
+//! * [`signal`]: Godot's `webrtc_signaling` demo protocol: the sans-IO lobby core of its
+//!   server, the polled client and an in-process signaling.
+//! * [`time`] and [`random`]: the crate-wide `Instant` (which also works in the browser) and
+//!   the one source of randomness.
+//!
+//! The servers that run these protocols at scale (the tokio WebSocket driver, the signaling
+//! server and its Redis scale-out) are in the `netplay-server` crate: a game does not link
+//! them.
+//!
+//! # Platforms
+//!
+//! The protocol cores (WebSocket, STUN/TURN, SCTP, SDP, the signaling hub) are sans-IO and
+//! build for every target, `wasm32-unknown-unknown` included. The drivers that own sockets
+//! (`WebSocketPeer`, `TcpServer`, `PeerConnection`, `signal::Client`) are native; on the
+//! web, the browser's own WebSocket and RTCPeerConnection take their place.
 //!
 //! # The run loop
 //!
@@ -41,12 +53,15 @@
 //! }
 //! # Ok::<(), std::io::Error>(())
 //! ```
-#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "webrtc")]
+pub mod random;
+#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "webrtc", not(target_arch = "wasm32")))))]
 pub mod rtc;
 pub mod signal;
 pub mod stun;
+pub mod time;
 pub mod ws;
 
 /// The README's examples compile as doc tests, so they cannot drift from the API.

@@ -194,11 +194,11 @@ fn tls_files() -> (tempdir::Dir, TlsOptions) {
 
 mod tempdir {
     /// A directory removed on drop.
-    pub struct Dir {
+    pub(crate) struct Dir {
         pub path: std::path::PathBuf,
     }
     impl Dir {
-        pub fn new() -> Dir {
+        pub(crate) fn new() -> Dir {
             let path = std::env::temp_dir().join(format!(
                 "netplay-test-{}-{}",
                 std::process::id(),

@@ -251,7 +251,7 @@ fn one_mebibyte_arrives_intact_through_back_pressure() {
         // A slow reader: it drains every fourth round only.
         let mut c = p.p2.channel(ch2).unwrap();
         max_queued = max_queued.max(c.available_bytes());
-        if round % 4 == 0 {
+        if round.is_multiple_of(4) {
             while let Some(m) = c.get_packet() {
                 received.extend_from_slice(&m);
             }

@@ -13,8 +13,8 @@
 //! Every wait here is bounded. All traffic stays on 127.0.0.1.
 #![allow(dead_code)]
 
-pub mod rtc;
-pub mod signal;
+pub(crate) mod rtc;
+pub(crate) mod signal;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
@@ -27,18 +27,18 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long `netplay echo` may take to print its `listening on` line.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one run of a peer client (`--suite` and friends) may take.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The workspace root (`crates/netplay-cli/../..`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     root.canonicalize().unwrap_or(root)
 }
 
 /// `tests/interop/` at the workspace root: the external peers and scripts.
-pub fn interop_dir() -> PathBuf {
+pub(crate) fn interop_dir() -> PathBuf {
     workspace_root().join("tests").join("interop")
 }
 
@@ -46,7 +46,7 @@ const SETUP_HINT: &str = "install the interop tools with `bash scripts/setup-int
      (scripts/test.sh does it), or point NETPLAY_VENV / NETPLAY_NODE_DIR at them";
 
 /// The Python venv with kosoku, websockets and trustme.
-pub fn venv_dir() -> PathBuf {
+pub(crate) fn venv_dir() -> PathBuf {
     match std::env::var_os("NETPLAY_VENV") {
         Some(v) if !v.is_empty() => PathBuf::from(v),
         _ => workspace_root().join(".venv"),
@@ -54,7 +54,7 @@ pub fn venv_dir() -> PathBuf {
 }
 
 /// A program of the venv (`bin/<name>`); panics with a hint when missing.
-pub fn venv_tool(name: &str) -> PathBuf {
+pub(crate) fn venv_tool(name: &str) -> PathBuf {
     let path = venv_dir().join("bin").join(name);
     assert!(
         path.is_file(),
@@ -65,12 +65,12 @@ pub fn venv_tool(name: &str) -> PathBuf {
 }
 
 /// The venv's python.
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     venv_tool("python")
 }
 
 /// The directory of the Node peer (`peer.js` and `node_modules/ws`).
-pub fn node_dir() -> PathBuf {
+pub(crate) fn node_dir() -> PathBuf {
     let dir = match std::env::var_os("NETPLAY_NODE_DIR") {
         Some(v) if !v.is_empty() => PathBuf::from(v),
         _ => interop_dir().join("node"),
@@ -86,13 +86,13 @@ pub fn node_dir() -> PathBuf {
 }
 
 /// The `netplay` binary under test.
-pub fn netplay_bin() -> PathBuf {
+pub(crate) fn netplay_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_netplay"))
 }
 
 /// `target/<profile>/examples/<name>`, found from this test binary's path
 /// (`target/<profile>/deps/<test>-<hash>`).
-pub fn example_bin(name: &str) -> PathBuf {
+pub(crate) fn example_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
@@ -111,7 +111,7 @@ pub fn example_bin(name: &str) -> PathBuf {
 }
 
 /// Shortens a long output for a panic message (keeps the head and the tail).
-pub fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -134,13 +134,13 @@ pub fn clip(s: &str, max: usize) -> String {
 // ------------------------------------------------------------------ processes
 
 /// A child process that is killed (and reaped) when the guard drops.
-pub struct ChildGuard {
+pub(crate) struct ChildGuard {
     name: String,
     child: Child,
 }
 
 impl ChildGuard {
-    pub fn spawn(name: &str, cmd: &mut Command) -> ChildGuard {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> ChildGuard {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
@@ -150,21 +150,21 @@ impl ChildGuard {
         }
     }
 
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn child_mut(&mut self) -> &mut Child {
+    pub(crate) fn child_mut(&mut self) -> &mut Child {
         &mut self.child
     }
 
     /// The exit status if the process has exited.
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// Waits up to `timeout` for the process to exit.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.try_wait() {
@@ -178,7 +178,7 @@ impl ChildGuard {
     }
 
     /// Kills the process (if still running) and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if self.try_wait().is_none() {
             let _ = self.child.kill();
         }
@@ -226,7 +226,7 @@ fn pump<R: Read + Send + 'static>(
 }
 
 /// The result of [`run_bounded`].
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub what: String,
     /// None when the command timed out (it was killed).
     pub status: Option<ExitStatus>,
@@ -236,12 +236,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.status.is_some_and(|s| s.success())
     }
 
     /// Everything known about the run, for a panic message.
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         let status = match self.status {
             Some(s) => format!("{s}"),
             None => "TIMED OUT (killed)".to_string(),
@@ -257,7 +257,7 @@ impl Outcome {
 }
 
 /// Runs `cmd` to completion (stdin: null), killing it after `timeout`.
-pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Outcome {
+pub(crate) fn run_bounded(cmd: &mut Command, timeout: Duration) -> Outcome {
     let what = format!("{cmd:?}");
     let start = Instant::now();
     cmd.stdin(Stdio::null())
@@ -301,7 +301,7 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Outcome {
 /// A long-running process whose stdout and stderr are collected; it can be
 /// waited on for a line. Killed on drop, and its output is then printed (the
 /// test harness shows it when the test fails).
-pub struct Service {
+pub(crate) struct Service {
     pub guard: ChildGuard,
     name: String,
     log: Arc<Mutex<String>>,
@@ -312,7 +312,7 @@ pub struct Service {
 impl Service {
     /// Spawns `cmd` with piped stdio. `watch_stderr` picks which stream
     /// [`Service::wait_for_line`] reads (both are logged).
-    pub fn spawn(name: &str, cmd: &mut Command, watch_stderr: bool) -> Service {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command, watch_stderr: bool) -> Service {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -335,7 +335,7 @@ impl Service {
 
     /// Waits for a line for which `pick` returns Some; panics after `timeout`
     /// or if the process exits first.
-    pub fn wait_for_line<T>(
+    pub(crate) fn wait_for_line<T>(
         &mut self,
         timeout: Duration,
         what: &str,
@@ -387,7 +387,7 @@ impl Service {
     }
 
     /// Everything the process printed so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         clip(
             &self.log.lock().map(|l| l.clone()).unwrap_or_default(),
             20_000,
@@ -408,7 +408,7 @@ impl Drop for Service {
 // ----------------------------------------------------------------- netplay echo
 
 /// A running `netplay echo` server.
-pub struct EchoServer {
+pub(crate) struct EchoServer {
     pub service: Service,
     /// As printed: `ws://127.0.0.1:PORT` or `wss://127.0.0.1:PORT`.
     pub url: String,
@@ -416,7 +416,7 @@ pub struct EchoServer {
 }
 
 /// Parses `... listening on ws://127.0.0.1:PORT[/...]` into (url, port).
-pub fn parse_listening_line(line: &str) -> Option<(String, u16)> {
+pub(crate) fn parse_listening_line(line: &str) -> Option<(String, u16)> {
     let at = line.find("listening on ")?;
     let url = line[at + "listening on ".len()..].trim();
     let rest = url
@@ -430,7 +430,7 @@ pub fn parse_listening_line(line: &str) -> Option<(String, u16)> {
 
 impl EchoServer {
     /// `netplay echo --listen 127.0.0.1:0 --driver <driver> <extra...>`.
-    pub fn start(driver: &str, extra: &[&str]) -> EchoServer {
+    pub(crate) fn start(driver: &str, extra: &[&str]) -> EchoServer {
         let name = format!("netplay echo --driver {driver} {}", extra.join(" "));
         let mut cmd = Command::new(netplay_bin());
         cmd.args(["echo", "--listen", "127.0.0.1:0", "--driver", driver])
@@ -446,7 +446,7 @@ impl EchoServer {
     }
 
     /// Panics (with the server's output) if the server has exited.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(status) = self.service.guard.try_wait() {
             panic!(
                 "netplay echo exited ({status}) during the test; its output:\n{}",
@@ -460,7 +460,7 @@ impl EchoServer {
 
 /// Which external peer implementation.
 #[derive(Clone, Copy, Debug)]
-pub enum Peer {
+pub(crate) enum Peer {
     /// `tests/interop/py_peer.py` (Python websockets).
     Python,
     /// `tests/interop/node/peer.js` (Node ws).
@@ -468,7 +468,7 @@ pub enum Peer {
 }
 
 /// Runs `<peer> client <args...>` to completion (bounded).
-pub fn run_peer_client(peer: Peer, args: &[&str]) -> Outcome {
+pub(crate) fn run_peer_client(peer: Peer, args: &[&str]) -> Outcome {
     let mut cmd = match peer {
         Peer::Python => {
             let mut c = Command::new(venv_python());
@@ -486,7 +486,7 @@ pub fn run_peer_client(peer: Peer, args: &[&str]) -> Outcome {
 }
 
 /// The check names a peer client printed as `ok <name>`.
-pub fn passed_checks(out: &Outcome) -> Vec<String> {
+pub(crate) fn passed_checks(out: &Outcome) -> Vec<String> {
     out.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("ok "))
@@ -496,7 +496,7 @@ pub fn passed_checks(out: &Outcome) -> Vec<String> {
 
 /// Asserts that a peer client run passed: exit 0, no FAIL line, and every
 /// check of `expected` reported `ok` (so a peer that ran nothing can't pass).
-pub fn assert_peer_passed(out: &Outcome, expected: &[&str], server: &EchoServer) {
+pub(crate) fn assert_peer_passed(out: &Outcome, expected: &[&str], server: &EchoServer) {
     let ok = passed_checks(out);
     let missing: Vec<&&str> = expected
         .iter()
@@ -514,7 +514,7 @@ pub fn assert_peer_passed(out: &Outcome, expected: &[&str], server: &EchoServer)
 }
 
 /// The checks of `--suite`, then the final close (code 4001 echoed).
-pub const SUITE_CHECKS: &[&str] = &[
+pub(crate) const SUITE_CHECKS: &[&str] = &[
     "connect",
     "text_round_trip",
     "empty_text_round_trip",
@@ -529,12 +529,12 @@ pub const SUITE_CHECKS: &[&str] = &[
 // ------------------------------------------------------------ files and certs
 
 /// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir {
+pub(crate) struct TempDir {
     pub path: PathBuf,
 }
 
 impl TempDir {
-    pub fn new(label: &str) -> TempDir {
+    pub(crate) fn new(label: &str) -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -550,7 +550,7 @@ impl TempDir {
         TempDir { path }
     }
 
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 }
@@ -567,7 +567,7 @@ impl Drop for TempDir {
 
 /// Throwaway TLS material for 127.0.0.1 and localhost (made with `trustme`
 /// in the test venv: `tests/interop/gen_certs.py`).
-pub struct Certs {
+pub(crate) struct Certs {
     pub dir: TempDir,
     /// The CA certificate (what a client trusts).
     pub ca: PathBuf,
@@ -577,7 +577,7 @@ pub struct Certs {
     pub key: PathBuf,
 }
 
-pub fn gen_certs() -> Certs {
+pub(crate) fn gen_certs() -> Certs {
     let dir = TempDir::new("certs");
     let out = run_bounded(
         Command::new(venv_python())
@@ -599,6 +599,6 @@ pub fn gen_certs() -> Certs {
 }
 
 /// A path as a &str (test paths are UTF-8).
-pub fn s(path: &Path) -> &str {
+pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }

@@ -13,7 +13,7 @@ use super::{clip, interop_dir, netplay_bin, node_dir, venv_python, ChildGuard};
 
 /// The external stack that drives the test plan.
 #[derive(Clone, Copy, Debug)]
-pub enum Driver {
+pub(crate) enum Driver {
     /// `tests/interop/rtc_py_peer.py`: aiortc.
     Aiortc,
     /// `tests/interop/node/rtc_peer.js`: libdatachannel through node-datachannel.
@@ -62,7 +62,7 @@ impl Drop for Netns {
 
 /// Which side writes the offer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Offerer {
+pub(crate) enum Offerer {
     /// `netplay rtc-echo --offer`.
     Netplay,
     /// The external driver.
@@ -70,7 +70,7 @@ pub enum Offerer {
 }
 
 /// What one pairing produced.
-pub struct Pairing {
+pub(crate) struct Pairing {
     /// The driver's `result` line.
     pub result: Option<serde_json::Value>,
     /// The driver's exit status (None: killed at the deadline).
@@ -88,7 +88,7 @@ pub struct Pairing {
 impl Pairing {
     /// Panics with everything useful unless the driver passed every check and both sides
     /// ended cleanly.
-    pub fn assert_passed(&self, what: &str) {
+    pub(crate) fn assert_passed(&self, what: &str) {
         let ok = self
             .result
             .as_ref()
@@ -133,7 +133,7 @@ impl Pairing {
     }
 
     /// The driver's check `name` passed (it must have run).
-    pub fn assert_check_passed(&self, what: &str, name: &str) {
+    pub(crate) fn assert_check_passed(&self, what: &str, name: &str) {
         let check = self
             .result
             .as_ref()
@@ -155,7 +155,7 @@ impl Pairing {
 
     /// What `netplay rtc-echo --drop-every` reported at exit: (inbound, outbound) datagrams
     /// dropped. Panics when the line is missing.
-    pub fn drops(&self, what: &str) -> (u64, u64) {
+    pub(crate) fn drops(&self, what: &str) -> (u64, u64) {
         let line = self
             .netplay_log
             .lines()
@@ -300,12 +300,17 @@ struct Shared {
 /// Runs one pairing: `netplay rtc-echo` and `driver` in drive mode with `driver_args`
 /// (channel specs and the like), bounded by `timeout`. On 127.0.0.1, or for Chromium inside a
 /// network namespace of its own on 10.77.0.1.
-pub fn pair(driver: Driver, offerer: Offerer, driver_args: &[&str], timeout: Duration) -> Pairing {
+pub(crate) fn pair(
+    driver: Driver,
+    offerer: Offerer,
+    driver_args: &[&str],
+    timeout: Duration,
+) -> Pairing {
     pair_with(driver, offerer, &[], driver_args, timeout)
 }
 
 /// [`pair`] with `netplay_args` added to `netplay rtc-echo`'s command line (`--drop-every N`).
-pub fn pair_with(
+pub(crate) fn pair_with(
     driver: Driver,
     offerer: Offerer,
     netplay_args: &[&str],

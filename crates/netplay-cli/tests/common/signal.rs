@@ -12,13 +12,13 @@ use netplay::ws::{ReadyState, WebSocketPeer};
 use super::{netplay_bin, Service, STARTUP_TIMEOUT};
 
 /// A running `netplay serve`.
-pub struct Server {
+pub(crate) struct Server {
     pub service: Service,
     pub port: u16,
 }
 
 /// Starts `netplay serve` on 127.0.0.1 with a fixed seed and `extra` flags.
-pub fn start(extra: &[&str]) -> Server {
+pub(crate) fn start(extra: &[&str]) -> Server {
     let mut cmd = Command::new(netplay_bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--seed", "7"])
         .args(extra);
@@ -36,12 +36,12 @@ pub fn start(extra: &[&str]) -> Server {
 }
 
 /// A signaling client.
-pub struct Client {
+pub(crate) struct Client {
     pub ws: WebSocketPeer,
 }
 
 impl Client {
-    pub fn connect(port: u16) -> Client {
+    pub(crate) fn connect(port: u16) -> Client {
         let mut ws = WebSocketPeer::new();
         ws.connect_to_url(&format!("ws://127.0.0.1:{port}/"), None)
             .unwrap();
@@ -51,7 +51,7 @@ impl Client {
         c
     }
 
-    pub fn until(&mut self, mut f: impl FnMut(&mut WebSocketPeer) -> bool) {
+    pub(crate) fn until(&mut self, mut f: impl FnMut(&mut WebSocketPeer) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !f(&mut self.ws) {
             assert!(Instant::now() < deadline, "timed out");
@@ -60,13 +60,13 @@ impl Client {
         }
     }
 
-    pub fn send(&mut self, m: &Message) {
+    pub(crate) fn send(&mut self, m: &Message) {
         self.ws.send_text(&m.to_json()).unwrap();
         // As in Godot, a send is written out by the next poll.
         self.ws.poll();
     }
 
-    pub fn recv(&mut self) -> Message {
+    pub(crate) fn recv(&mut self) -> Message {
         let mut got = None;
         self.until(|ws| {
             if let Some(p) = ws.get_packet() {
@@ -84,13 +84,13 @@ impl Client {
         Message::parse(std::str::from_utf8(&p).unwrap()).unwrap()
     }
 
-    pub fn closed(&mut self) -> (i32, String) {
+    pub(crate) fn closed(&mut self) -> (i32, String) {
         self.until(|ws| ws.ready_state() == ReadyState::Closed);
         (self.ws.close_code(), self.ws.close_reason().to_string())
     }
 }
 
-pub fn http_get(port: u16, path: &str) -> String {
+pub(crate) fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -5,9 +5,9 @@
 //! lives in the peer connection's association; a [`DataChannel`] borrows the connection for
 //! the time of a call, so there is no shared ownership and no locking.
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant};
 
 use super::dcep::{self, ChannelReliability};
 use super::error::{Error, Result};

@@ -3,9 +3,9 @@
 //!
 //! This module owns validation only; it opens no socket.
 
+use crate::time::Duration;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::time::Duration;
 
 use super::error::{Error, Result};
 

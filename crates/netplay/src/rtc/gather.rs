@@ -5,9 +5,9 @@
 //! This module owns sockets and address selection. It does not run ICE checks (str0m does)
 //! and does not itself speak STUN or TURN: a [`CandidateSource`] does.
 
+use crate::time::Instant;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::Instant;
 
 use super::config::PeerConfig;
 use super::error::{Error, Result};

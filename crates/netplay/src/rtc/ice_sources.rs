@@ -15,9 +15,9 @@
 //! decides which candidates it announces). Host names are resolved with the system resolver
 //! when gathering starts, which blocks that call while the resolver works.
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
 
 use super::config::{IceScheme, IceServerUrl, PeerConfig};
 use super::gather::{

@@ -3,10 +3,10 @@
 //! recovery can be exercised on a real connection without changing the network. ICE checks
 //! and the DTLS handshake pass untouched.
 
+use crate::time::Instant;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use super::gather::{CandidateSource, Intercept, LocalCandidate, SourceTransmit};
 
@@ -62,7 +62,7 @@ impl DropEvery {
             return false;
         }
         seen.set(seen.get() + 1);
-        let drop = seen.get() % self.n == 0;
+        let drop = seen.get().is_multiple_of(self.n);
         if drop {
             dropped.set(dropped.get() + 1);
         }

@@ -7,11 +7,11 @@
 //! produces and turns its events into [`Event`]s. Signaling (carrying descriptions and
 //! candidates to the other side) is the application's job.
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use str0m::{Candidate, IceConnectionState, IceCreds};
 
@@ -301,7 +301,7 @@ impl PeerConnection {
         let transport = Transport::new((max_rto.min(Duration::from_millis(250)), max_rto), sctp)?;
         let sources = ice_sources::sources_for(&ice_servers, &config);
         let mut id = [0u8; 8];
-        let _ = getrandom::fill(&mut id);
+        crate::random::fill(&mut id);
         Ok(PeerConnection {
             transport,
             ice_servers,

@@ -7,9 +7,9 @@
 //! SCTP packets to and from DTLS records. It does not own sockets, candidates' gathering,
 //! SDP, data channels or connection-state timers: the peer connection does.
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use str0m::crypto::dtls::{DtlsCert, DtlsInstance, DtlsOutput, DtlsVersion};
 use str0m::crypto::CryptoProvider;
@@ -482,7 +482,7 @@ impl Transport {
             }
             let mut config = self.sctp_config.clone();
             config.initiate = self.dtls_client;
-            self.sctp = Some(Association::new(config, now));
+            self.sctp = Some(Association::new(config, now, &mut crate::random::Rng::os()));
             self.events.push_back(TransportEvent::Secure);
         }
     }

@@ -1,8 +1,8 @@
 //! The lobby server: connections, lobbies, ids, relaying, sealing, limits and timeouts.
 //!
 //! A deterministic state machine. It owns no socket, reads no clock (every call takes the
-//! current `Instant`), starts no thread, and draws lobby names and peer ids from a generator
-//! seeded in [`Hub::new`]. A driver calls [`Hub::connect`], [`Hub::receive_text`],
+//! current `Instant`), starts no thread, and draws lobby names and peer ids from the [`Rng`] given to
+//! [`Hub::new`]. A driver calls [`Hub::connect`], [`Hub::receive_text`],
 //! [`Hub::receive_binary`] and [`Hub::disconnect`] as its transport reports events, calls
 //! [`Hub::handle_timeout`] when [`Hub::poll_timeout`] is due, and after each call drains
 //! [`Hub::poll_output`], writing every [`Output::Send`] as a text message and acting on every
@@ -68,13 +68,14 @@
 //! * A text message longer than [`HubConfig::max_message_size`] is closed with 1009 "Message too
 //!   big"; the WebSocket layer normally refuses it first with the same code.
 
+use crate::time::{Duration, Instant};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
 
 use super::error::CloseReason;
 use super::message::{message_with_literal, Frame, Message, MessageType};
 use super::rate::RateLimiter;
 use super::SignalError;
+use crate::random::Rng;
 
 /// Identifies one transport connection (one WebSocket), chosen by the driver.
 pub type ConnId = u64;
@@ -165,7 +166,7 @@ pub enum Output {
 
 impl Output {
     /// The close of `conn` for `reason`, with its code and text.
-    pub(crate) fn close(conn: ConnId, reason: CloseReason) -> Output {
+    pub fn close(conn: ConnId, reason: CloseReason) -> Output {
         Output::Close {
             conn,
             code: reason.code(),
@@ -266,25 +267,6 @@ enum Timer {
     Seal(LobbyKey),
 }
 
-/// SplitMix64: small, fast, and deterministic for a seed.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `0..n` (bias below 2^-32 for the ranges used here).
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
-}
-
 /// The signaling server core. See the module documentation.
 #[derive(Debug)]
 pub struct Hub {
@@ -311,12 +293,13 @@ struct Counters {
 }
 
 impl Hub {
-    /// A hub with no connections. `seed` determines the generated lobby names and peer ids;
-    /// a server should pass a random one, since lobby names are what keeps strangers out.
-    pub fn new(config: HubConfig, seed: u64) -> Hub {
+    /// A hub with no connections, drawing lobby names and peer ids from `rng`. A server passes
+    /// [`Rng::os()`], since lobby names are what keeps strangers out; tests pass
+    /// [`Rng::seeded`] to get the same names every run.
+    pub fn new(config: HubConfig, rng: Rng) -> Hub {
         Hub {
             config,
-            rng: Rng(seed),
+            rng,
             conns: HashMap::new(),
             lobbies: HashMap::new(),
             names: HashMap::new(),

@@ -36,9 +36,10 @@
 //!
 //! ```
 //! use std::time::Instant;
+//! use netplay::random::Rng;
 //! use netplay::signal::{Hub, HubConfig, Message, Output};
 //!
-//! let mut hub = Hub::new(HubConfig::default(), 0x5eed);
+//! let mut hub = Hub::new(HubConfig::default(), Rng::os());
 //! let now = Instant::now();
 //! hub.connect(1, now);
 //! hub.receive_text(1, &Message::join("", true).to_json(), now);
@@ -57,15 +58,12 @@ mod error;
 pub mod hub;
 mod message;
 mod rate;
+#[cfg(not(target_arch = "wasm32"))]
+mod ws_client;
 
-pub use client::{Client, ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
+pub use client::{ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
 pub use error::{CloseReason, SignalError};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
-
-#[cfg(feature = "tokio")]
-pub mod cluster;
-#[cfg(feature = "tokio")]
-pub mod redis;
-#[cfg(feature = "tokio")]
-pub mod server;
+#[cfg(not(target_arch = "wasm32"))]
+pub use ws_client::Client;

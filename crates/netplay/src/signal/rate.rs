@@ -6,7 +6,7 @@
 //! instant, the "theoretical arrival time": when the bucket would be full again. It needs no
 //! timer and no floating point.
 
-use std::time::{Duration, Instant};
+use crate::time::{Duration, Instant};
 
 /// One connection's rate limiter. See the module documentation.
 #[derive(Clone, Debug)]

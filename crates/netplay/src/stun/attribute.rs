@@ -318,7 +318,7 @@ impl Attribute {
                 Attribute::MessageIntegrity(value.try_into().map_err(|_| bad("length is not 20"))?)
             }
             AttributeType::MESSAGE_INTEGRITY_SHA256 => {
-                if value.len() < 16 || value.len() > 32 || value.len() % 4 != 0 {
+                if value.len() < 16 || value.len() > 32 || !value.len().is_multiple_of(4) {
                     return Err(bad("length is not 16, 20, 24, 28 or 32"));
                 }
                 Attribute::MessageIntegritySha256(value.to_vec())
@@ -345,7 +345,7 @@ impl Attribute {
                 })
             }
             AttributeType::UNKNOWN_ATTRIBUTES => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return Err(bad("odd length"));
                 }
                 Attribute::UnknownAttributes(

@@ -65,7 +65,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, StunError> {
     // The first two bits: 0b00 STUN (any method), 0b01 ChannelData.
     match buf[0] {
         0x00..=0x3F => {
-            if len % 4 != 0 {
+            if !len.is_multiple_of(4) {
                 return Err(StunError::UnalignedLength(len));
             }
             if buf.len() < 8 {

@@ -168,9 +168,7 @@ impl TransactionId {
     /// attacker must not be able to guess it and forge a response.
     pub fn random() -> TransactionId {
         let mut id = [0u8; 12];
-        if getrandom::fill(&mut id).is_err() {
-            id = fallback_random();
-        }
+        crate::random::fill(&mut id);
         TransactionId(id)
     }
 
@@ -178,26 +176,6 @@ impl TransactionId {
     pub fn as_bytes(&self) -> &[u8; 12] {
         &self.0
     }
-}
-
-/// Twelve unpredictable-enough bytes when the OS source fails (it does not on supported
-/// platforms): SHA-1 of the time, a counter and an address, so IDs at least never repeat.
-fn fallback_random() -> [u8; 12] {
-    use sha1::{Digest, Sha1};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut h = Sha1::new();
-    h.update(nanos.to_le_bytes());
-    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    h.update((&COUNTER as *const AtomicU64 as usize).to_le_bytes());
-    let digest = h.finalize();
-    let mut id = [0u8; 12];
-    id.copy_from_slice(&digest[..12]);
-    id
 }
 
 /// A STUN message.
@@ -565,7 +543,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<(MessageType, TransactionId),
         return Err(StunError::BadMagicCookie(cookie));
     }
     let declared = u16::from_be_bytes([bytes[2], bytes[3]]);
-    if declared % 4 != 0 {
+    if !declared.is_multiple_of(4) {
         return Err(StunError::UnalignedLength(declared));
     }
     let actual = bytes.len() - HEADER_LEN;
@@ -946,6 +924,5 @@ mod tests {
     #[test]
     fn random_transaction_ids_differ() {
         assert_ne!(TransactionId::random(), TransactionId::random());
-        assert_ne!(fallback_random(), fallback_random());
     }
 }

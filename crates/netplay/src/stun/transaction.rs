@@ -4,7 +4,7 @@
 //! This module owns the retransmission schedule as data. It has no clock: every call takes the
 //! time elapsed since the transaction started, measured by the caller.
 
-use std::time::Duration;
+use crate::time::Duration;
 
 use super::{Class, Key, Message, Method, StunError, TransactionId};
 

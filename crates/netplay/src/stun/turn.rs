@@ -58,10 +58,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use super::{
     classify, verify_integrity, Action, Attribute, ChannelData, Class, ClientTransaction,

@@ -1,9 +1,9 @@
 //! The TURN client against a scripted server built from the same codec: one test per rule of
 //! RFC 8656 the client follows, then garbage from the server.
 
+use crate::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use super::turn::{Transmit, TurnLimits, CHANNEL_REFRESH, PERMISSION_REFRESH};
 use super::*;

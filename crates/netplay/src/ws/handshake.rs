@@ -29,7 +29,7 @@ pub fn accept_key(key: &str) -> String {
 /// A fresh random `Sec-WebSocket-Key` (16 random bytes, base64).
 pub fn generate_key() -> String {
     let mut k = [0u8; 16];
-    super::random::fill(&mut k);
+    crate::random::fill(&mut k);
     base64::engine::general_purpose::STANDARD.encode(k)
 }
 

@@ -2,15 +2,15 @@
 //!
 //! * [`protocol`], [`frame`], [`handshake`], [`utf8`] and `deflate` are the sans-IO core: bytes
 //!   in, bytes and events out, no sockets, no clocks, no threads.
-//! * [`WebSocketPeer`] is Godot's polled `WebSocketPeer` over non-blocking std sockets (client
-//!   and server side), with TLS through rustls.
-//! * `tokio` (feature `tokio`) drives the same core for servers with many connections.
+//! * `WebSocketPeer` is Godot's polled `WebSocketPeer` over non-blocking std sockets (client
+//!   and server side), with TLS through rustls; native only.
+//!
+//! The `netplay-server` crate drives the same core on tokio for servers with many connections.
 
 pub mod frame;
 pub mod handshake;
 mod outbuf;
 pub mod protocol;
-pub(crate) mod random;
 pub mod utf8;
 
 #[cfg(feature = "deflate")]
@@ -20,20 +20,21 @@ mod error;
 pub use error::{Error, ProtocolError};
 pub use protocol::{Config, Connection, Event, MessageKind, Role};
 
+#[cfg(not(target_arch = "wasm32"))]
 mod peer;
+#[cfg(not(target_arch = "wasm32"))]
 mod tcp_server;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 pub mod tls;
+#[cfg(not(target_arch = "wasm32"))]
 mod transport;
 pub mod url;
 
 #[cfg(feature = "deflate")]
 pub use deflate::DeflateConfig;
+#[cfg(not(target_arch = "wasm32"))]
 pub use peer::{PeerOptions, ReadyState, WebSocketPeer, WriteMode};
+#[cfg(not(target_arch = "wasm32"))]
 pub use tcp_server::TcpServer;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 pub use tls::TlsOptions;
-#[cfg(feature = "tokio")]
-pub mod tokio;
-#[cfg(feature = "tokio")]
-pub(crate) use random::fill as random_fill;

@@ -5,12 +5,12 @@
 //! timeouts and the close. Nothing happens between two calls to `poll()`; no call blocks.
 //! Framing rules live in [`super::protocol`].
 
+use crate::time::{Duration, Instant};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use super::handshake::{self, ClientHandshake, Request};
 use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};

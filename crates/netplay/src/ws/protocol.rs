@@ -704,7 +704,7 @@ impl Connection {
         len: usize,
     ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
         let mask = match self.role {
-            Role::Client => Some(super::random::mask()),
+            Role::Client => Some(crate::random::mask()),
             Role::Server => None,
         };
         let header = FrameHeader {

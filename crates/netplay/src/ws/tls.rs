@@ -151,7 +151,9 @@ impl TlsOptions {
         rustls::ClientConnection::new(config.clone(), server_name).map_err(tls_err)
     }
 
-    pub(crate) fn server_connection(&self) -> Result<rustls::ServerConnection, Error> {
+    /// A rustls server connection with these (server) options, for a driver that runs its own
+    /// sockets (such as the tokio driver of `netplay-server`).
+    pub fn server_connection(&self) -> Result<rustls::ServerConnection, Error> {
         let TlsKind::Server { config } = &self.inner else {
             return Err(Error::InvalidParameter(
                 "client TLS options given to a server".into(),

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use netplay::stun::{Action, ClientTransaction, Message};
 
-pub const USER: &str = "netplay";
-pub const PASS: &str = "correct horse";
-pub const REALM: &str = "netplay.test";
+pub(crate) const USER: &str = "netplay";
+pub(crate) const PASS: &str = "correct horse";
+pub(crate) const REALM: &str = "netplay.test";
 
 /// A running coturn, killed and reaped on drop; its log is printed if the test failed.
-pub struct Coturn {
+pub(crate) struct Coturn {
     child: Child,
     pub addr: SocketAddr,
     dir: PathBuf,
@@ -28,7 +28,7 @@ impl Coturn {
     /// Starts coturn with `extra` flags and waits until it answers a Binding request. A port
     /// taken between choosing and binding it (tests run in parallel) means another try on
     /// another port.
-    pub fn start(extra: &[&str]) -> Coturn {
+    pub(crate) fn start(extra: &[&str]) -> Coturn {
         for _ in 0..3 {
             let mut server = Coturn::spawn(extra);
             if server.wait_ready() {
@@ -43,7 +43,7 @@ impl Coturn {
     }
 
     /// What the server logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("turnserver.log")).unwrap_or_default()
     }
 
@@ -168,7 +168,7 @@ fn turnserver_binary() -> PathBuf {
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("bind 127.0.0.1:0")

@@ -5,6 +5,6 @@
 //!   condition holds or a deadline passes.
 #![allow(dead_code, unused_imports, unused_macros)]
 
-pub mod coturn;
+pub(crate) mod coturn;
 #[cfg(feature = "webrtc")]
-pub mod rtc;
+pub(crate) mod rtc;

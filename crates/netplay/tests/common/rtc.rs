@@ -7,10 +7,10 @@ use netplay::rtc::{
 };
 
 /// How long [`Pair::until`] waits unless told otherwise.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Two peers and the events each produced, with the signaling wired directly.
-pub struct Pair {
+pub(crate) struct Pair {
     pub p1: PeerConnection,
     pub p2: PeerConnection,
     pub events1: Vec<Event>,
@@ -22,7 +22,7 @@ pub struct Pair {
 }
 
 impl Pair {
-    pub fn new(config1: PeerConfig, config2: PeerConfig) -> Pair {
+    pub(crate) fn new(config1: PeerConfig, config2: PeerConfig) -> Pair {
         Pair {
             p1: PeerConnection::new(config1).unwrap(),
             p2: PeerConnection::new(config2).unwrap(),
@@ -34,17 +34,17 @@ impl Pair {
     }
 
     /// Two peers with the same configuration.
-    pub fn with_config(config: PeerConfig) -> Pair {
+    pub(crate) fn with_config(config: PeerConfig) -> Pair {
         Pair::new(config.clone(), config)
     }
 
     /// Two peers on loopback.
-    pub fn loopback() -> Pair {
+    pub(crate) fn loopback() -> Pair {
         Pair::with_config(PeerConfig::loopback())
     }
 
     /// Creates the channel `label` with `options` on both peers: (p1's, p2's).
-    pub fn create_channel(
+    pub(crate) fn create_channel(
         &mut self,
         label: &str,
         options: DataChannelOptions,
@@ -55,12 +55,12 @@ impl Pair {
     }
 
     /// `p1` creates the offer.
-    pub fn offer(&mut self) {
+    pub(crate) fn offer(&mut self) {
         self.p1.create_offer().unwrap();
     }
 
     /// One round: poll both, relay both ways.
-    pub fn step(&mut self) {
+    pub(crate) fn step(&mut self) {
         self.p1.poll();
         self.p2.poll();
         let candidates = self.relay_candidates;
@@ -69,12 +69,12 @@ impl Pair {
     }
 
     /// Steps until `done` holds; panics after [`Pair::deadline`].
-    pub fn until(&mut self, what: &str, done: impl FnMut(&mut Pair) -> bool) {
+    pub(crate) fn until(&mut self, what: &str, done: impl FnMut(&mut Pair) -> bool) {
         self.until_within(what, self.deadline, done);
     }
 
     /// Steps until `done` holds; panics after `limit`.
-    pub fn until_within(
+    pub(crate) fn until_within(
         &mut self,
         what: &str,
         limit: Duration,
@@ -95,7 +95,7 @@ impl Pair {
 
     /// Steps until a channel the remote opened in-band is announced on `p2` (or `p1`);
     /// returns it.
-    pub fn received_channel(&mut self, on_p2: bool) -> ChannelId {
+    pub(crate) fn received_channel(&mut self, on_p2: bool) -> ChannelId {
         let what = format!("DataChannelReceived on {}", if on_p2 { "p2" } else { "p1" });
         let mut received = None;
         self.until(&what, |p| {
@@ -110,7 +110,7 @@ impl Pair {
     }
 
     /// Steps until `ch1` on `p1` and `ch2` on `p2` are open.
-    pub fn open(&mut self, ch1: ChannelId, ch2: ChannelId) {
+    pub(crate) fn open(&mut self, ch1: ChannelId, ch2: ChannelId) {
         self.until("both channels open", |p| {
             p.p1.channel(ch1).unwrap().ready_state() == ReadyState::Open
                 && p.p2.channel(ch2).unwrap().ready_state() == ReadyState::Open
@@ -119,7 +119,7 @@ impl Pair {
 }
 
 /// Two peers on `config` with the channel `chat` of `options` on both, connected and open.
-pub fn connected_pair(
+pub(crate) fn connected_pair(
     config: PeerConfig,
     options: DataChannelOptions,
 ) -> (Pair, ChannelId, ChannelId) {
@@ -132,7 +132,7 @@ pub fn connected_pair(
 
 /// Hands what `from` produced to `to`: its descriptions (applied locally too) and, if
 /// `candidates`, its candidates. Every event goes to `log`.
-pub fn relay(
+pub(crate) fn relay(
     from: &mut PeerConnection,
     to: &mut PeerConnection,
     log: &mut Vec<Event>,
@@ -157,7 +157,7 @@ pub fn relay(
 
 /// Polls `pc` alone until gathering completes; returns the events and how long it took.
 /// `each_round` runs after every poll (a test server answering, say).
-pub fn gather_with(
+pub(crate) fn gather_with(
     pc: &mut PeerConnection,
     limit: Duration,
     mut each_round: impl FnMut(&mut PeerConnection),
@@ -180,12 +180,12 @@ pub fn gather_with(
 }
 
 /// Polls `pc` alone until gathering completes; returns the events and how long it took.
-pub fn gather(pc: &mut PeerConnection, limit: Duration) -> (Vec<Event>, Duration) {
+pub(crate) fn gather(pc: &mut PeerConnection, limit: Duration) -> (Vec<Event>, Duration) {
     gather_with(pc, limit, |_| {})
 }
 
 /// The candidate lines among `events`.
-pub fn candidates(events: &[Event]) -> Vec<String> {
+pub(crate) fn candidates(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {

@@ -5,14 +5,15 @@
 //! The sending side lives in [`send`](super::send), the receiving side in
 //! [`recv`](super::recv), stream resets in [`reconfig`](super::reconfig).
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
 
 use super::chunk::{self, Chunk, CommonHeader, Init, Params, Reader, COMMON_HEADER_LEN};
 use super::reconfig::Reconfig;
 use super::recv::{DataVerdict, EventQueue, Receiver};
 use super::send::Sender;
 use super::{Reliability, SctpConfig, SctpError, SctpEvent, SctpStats, SendError, DEFAULT_PORT};
+use crate::random::Rng;
 
 /// Streams we offer in both directions (the most SCTP can count), so the negotiated counts
 /// are the peer's.
@@ -134,42 +135,26 @@ pub(crate) struct Association {
     sacks_sent: u64,
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_ok() {
-        return u64::from_le_bytes(bytes);
-    }
-    // The OS refused randomness; std's hasher keys are random by other means.
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(0u8)
-}
-
 impl Association {
     /// A new association. With [`SctpConfig::initiate`] it sends INIT at the first
     /// [`poll_transmit`](Self::poll_transmit); either way it answers the peer's INIT.
-    pub(crate) fn new(config: SctpConfig, now: Instant) -> Association {
-        Association::with_seed(config, now, random_seed())
+    /// Its verification tag, Initial TSN and cookie secret come from `rng`.
+    pub(crate) fn new(config: SctpConfig, now: Instant, rng: &mut Rng) -> Association {
+        let mut my_tag = rng.next_u32();
+        if my_tag == 0 {
+            my_tag = 1;
+        }
+        let my_initial_tsn = rng.next_u32();
+        let mut secret = [0u8; 8];
+        rng.fill(&mut secret);
+        Association::with_params(config, now, my_tag, my_initial_tsn, secret)
     }
 
     /// A new association whose verification tag, Initial TSN and cookie secret derive from
     /// `seed` (tests use fixed seeds to be reproducible).
+    #[cfg(test)]
     pub(super) fn with_seed(config: SctpConfig, now: Instant, seed: u64) -> Association {
-        let mut state = seed;
-        let mut my_tag = splitmix64(&mut state) as u32;
-        if my_tag == 0 {
-            my_tag = 1;
-        }
-        let my_initial_tsn = splitmix64(&mut state) as u32;
-        let secret = splitmix64(&mut state).to_le_bytes();
-        Association::with_params(config, now, my_tag, my_initial_tsn, secret)
+        Association::new(config, now, &mut Rng::seeded(seed))
     }
 
     pub(super) fn with_params(

@@ -506,7 +506,7 @@ impl<'a> ForwardTsn<'a> {
         let Some(new_cum_tsn) = r.u32() else {
             return Err(SctpError::malformed(FORWARD_TSN, "FORWARD TSN truncated"));
         };
-        if r.rest().len() % 4 != 0 {
+        if !r.rest().len().is_multiple_of(4) {
             return Err(SctpError::malformed(
                 FORWARD_TSN,
                 "FORWARD TSN stream list misaligned",

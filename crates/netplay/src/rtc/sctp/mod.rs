@@ -44,6 +44,9 @@
 
 mod assoc;
 mod chunk;
+// The SSE4.2 fast path is the crate's only unsafe code: the `crc32` instruction behind a
+// run-time CPU feature check.
+#[allow(unsafe_code)]
 mod crc32c;
 mod reconfig;
 mod recv;
@@ -51,7 +54,7 @@ mod send;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
+use crate::time::Duration;
 
 pub(crate) use assoc::Association;
 

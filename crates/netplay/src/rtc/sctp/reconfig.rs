@@ -7,8 +7,8 @@
 //! channels never need (both sides reset their own outgoing streams, and we offer the
 //! maximum stream count from the start).
 
+use crate::time::Instant;
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use super::assoc::Association;
 use super::chunk::{self, Chunk, Params, Reader};
@@ -229,7 +229,7 @@ impl Association {
                             "reset request truncated",
                         ));
                     };
-                    if r.rest().len() % 2 != 0 {
+                    if !r.rest().len().is_multiple_of(2) {
                         return Err(SctpError::malformed(chunk::RE_CONFIG, "odd stream list"));
                     }
                     let streams: Vec<u16> = r

@@ -12,9 +12,9 @@
 //!
 //! TSNs are kept as 64-bit numbers that never wrap; the wire carries their low 32 bits.
 
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::chunk::{
     padded, put_data, put_forward_tsn, DATA_HEADER_LEN, FLAG_BEGIN, FLAG_END, FLAG_IMMEDIATE,

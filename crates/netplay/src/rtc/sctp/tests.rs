@@ -2,9 +2,9 @@
 //! link with a deterministic RNG for loss, reordering and duplication, and a fake clock that
 //! jumps to the next timer or delivery whenever nothing else is left to do.
 
+use crate::time::{Duration, Instant};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::time::{Duration, Instant};
 
 use super::assoc::Association;
 use super::chunk;

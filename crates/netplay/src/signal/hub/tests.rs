@@ -20,7 +20,7 @@ impl Harness {
 
     fn with(config: HubConfig) -> Harness {
         Harness {
-            hub: Hub::new(config, 7),
+            hub: Hub::new(config, Rng::seeded(7)),
             now: Instant::now(),
         }
     }
@@ -202,7 +202,7 @@ fn peer_id_collisions_in_a_lobby_are_redrawn() {
     let mut h = Harness::new();
     let name = h.create(1, true);
     // Predict the next id with a copy of the generator and occupy it.
-    let predicted = 2 + Rng(h.hub.rng.0).below(i32::MAX as u64 - 1) as i32;
+    let predicted = 2 + h.hub.rng.clone().below(i32::MAX as u64 - 1) as i32;
     let key = h.hub.names[&name];
     h.hub
         .lobbies
@@ -1119,7 +1119,7 @@ mod props {
             .map(|(id, _)| *id)
             .collect();
         fit.sort();
-        if fit.is_empty() || sel % 8 == 0 {
+        if fit.is_empty() || sel.is_multiple_of(8) {
             (sel / 8) as u64 % CONNS
         } else {
             fit[(sel / 8) as usize % fit.len()]
@@ -1347,7 +1347,7 @@ mod props {
             seed in any::<u64>(),
             ops in proptest::collection::vec(op(), 1..200),
         ) {
-            let mut hub = Hub::new(config, seed);
+            let mut hub = Hub::new(config, crate::random::Rng::seeded(seed));
             let mut driver = Driver::default();
             let mut now = Instant::now();
             for op in &ops {

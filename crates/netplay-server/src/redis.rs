@@ -2,7 +2,7 @@
 //! reply decoder (sans-IO, tested without a server), a pipelined command connection and a
 //! pub/sub subscriber connection on tokio.
 //!
-//! It does not own cluster logic (that is [`super::cluster`]), connection pools, RESP3, Redis
+//! It does not own cluster logic (that is [`crate::cluster`]), connection pools, RESP3, Redis
 //! Cluster or Sentinel. Every reply is bounded in size and depth: a server that sends more is
 //! treated as a broken connection, not trusted.
 

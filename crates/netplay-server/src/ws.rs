@@ -5,7 +5,9 @@
 //! buffer, so memory grows with traffic and shrinks back when the traffic stops.
 
 use std::cell::RefCell;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
+#[cfg(feature = "tls")]
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -14,14 +16,14 @@ use std::task::{Context, Poll};
 use ::tokio::io::{AsyncRead, ReadBuf};
 use ::tokio::net::TcpStream;
 
-use super::handshake::{self, Request};
-use super::protocol::{CloseState, Config, Connection, Event, MessageKind, KEEP_CAPACITY};
-use super::Error;
+use netplay::ws::handshake::{self, Request};
+use netplay::ws::protocol::{CloseState, Config, Connection, Event, MessageKind, KEEP_CAPACITY};
+use netplay::ws::Error;
 
 #[cfg(feature = "deflate")]
-use super::deflate::DeflateConfig;
+use netplay::ws::deflate::DeflateConfig;
 #[cfg(feature = "tls")]
-use super::tls::TlsOptions;
+use netplay::ws::tls::TlsOptions;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
@@ -34,7 +36,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// When the first ping of a connection is due: one interval plus up to a quarter more, drawn at
 /// random, so connections that opened together (after a restart, say) do not all ping at once.
 fn first_ping(interval: Duration) -> ::tokio::time::Instant {
-    let r = super::random::mask();
+    let r = netplay::random::u64().to_le_bytes();
     let frac = u16::from_le_bytes([r[0], r[1]]) as u32; // 0..65536
     let jitter = interval / 4 * frac / 65536;
     ::tokio::time::Instant::now() + interval + jitter
@@ -111,15 +113,18 @@ impl Read for PollRead<'_, '_> {
     }
 }
 
-/// `std::io` view of a tokio socket that never blocks (WouldBlock instead).
+/// `std::io` view of a tokio socket that never blocks (WouldBlock instead), for rustls.
+#[cfg(feature = "tls")]
 struct Sync<'a>(&'a TcpStream);
 
+#[cfg(feature = "tls")]
 impl Read for Sync<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.try_read(buf)
     }
 }
 
+#[cfg(feature = "tls")]
 impl Write for Sync<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)

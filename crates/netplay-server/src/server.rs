@@ -2,7 +2,7 @@
 //! same port (`/healthz`, `/metrics`, the demo page and static files).
 //!
 //! Owns the glue only: one task per connection moves text messages between its WebSocket and
-//! the hub task, which owns the [`Hub`] and its timers. Lobby rules live in [`super::hub`].
+//! the hub task, which owns the [`Hub`] and its timers. Lobby rules live in [`netplay::signal::hub`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
-use super::hub::{ConnId, Hub, HubConfig, HubStats, Output};
-use crate::ws::tokio::{accept, Accepted, HttpConnection, ServerConfig};
-use crate::ws::{Event, MessageKind};
+use netplay::random::Rng;
+use netplay::signal::{ConnId, Hub, HubConfig, HubStats, Output};
+use netplay::ws::{Event, MessageKind};
+
+use crate::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
+use crate::ws::{accept, Accepted, HttpConnection, ServerConfig};
 
 /// The demo page served at `/` when no static folder replaces it.
-pub const DEMO_PAGE: &str = include_str!("../../../../web/index.html");
+pub const DEMO_PAGE: &str = include_str!("../../../web/index.html");
 
 /// Most messages waiting for one connection; a client that reads slower is closed.
 const OUTBOX: usize = 1024;
@@ -83,11 +85,6 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let seed = options.seed.unwrap_or_else(|| {
-        let mut b = [0u8; 8];
-        crate::ws::random_fill(&mut b);
-        u64::from_le_bytes(b)
-    });
     let cluster = match options.cluster.clone() {
         Some(c) => Some(
             Cluster::start(c)
@@ -98,7 +95,11 @@ pub async fn serve(
     };
     // Nodes of a cluster must not draw the same lobby names, even with the same seed.
     let salt = cluster.as_ref().map_or(0, |(c, _)| c.seed_salt());
-    let hub = Hub::new(options.hub.clone(), seed ^ salt);
+    let rng = match options.seed {
+        Some(seed) => Rng::seeded(seed ^ salt),
+        None => Rng::os(),
+    };
+    let hub = Hub::new(options.hub.clone(), rng);
     let (to_hub, hub_rx) = mpsc::channel::<ToHub>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub_task = tokio::spawn(run_hub(hub, hub_rx, cluster));

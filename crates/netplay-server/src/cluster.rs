@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::error::CloseReason;
-use super::hub::{ConnId, Hub, Output};
-use super::message::{Frame, MessageType};
-use super::redis::{subscribe, Commands, RedisError, RedisUrl, Reply, Subscription};
+use netplay::signal::{CloseReason, ConnId, Hub, Message, MessageType, Output, SignalError};
+
+use crate::redis::{subscribe, Commands, RedisError, RedisUrl, Reply, Subscription};
 
 /// Settings of a node of a signaling cluster.
 #[derive(Clone, Debug)]
@@ -156,7 +155,7 @@ impl Cluster {
         options: ClusterOptions,
     ) -> Result<(Cluster, mpsc::Receiver<ClusterEvent>), RedisError> {
         let mut id = [0u8; 8];
-        crate::ws::random_fill(&mut id);
+        netplay::random::fill(&mut id);
         let node: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let (events, rx) = mpsc::channel(1 << 16);
         let channel = redis_name(&options.prefix, "node", &node);
@@ -225,7 +224,7 @@ impl Cluster {
                     // As the hub would for a flood: close it; the hub forgets it now.
                     self.routes.remove(&conn);
                     hub.disconnect(conn, now);
-                    let flood = CloseReason::Error(super::SignalError::TooManyMessages);
+                    let flood = CloseReason::Error(SignalError::TooManyMessages);
                     local.push(Output::close(conn, flood));
                 }
             }
@@ -621,12 +620,8 @@ fn feed(hub: &mut Hub, conn: ConnId, msg: Option<String>, now: Instant) {
 
 /// The lobby name of a JOIN message, when it names one (an empty name creates a lobby).
 fn join_target(text: &str) -> Option<String> {
-    let frame = Frame::parse(text).ok()?;
-    if frame.kind != MessageType::Join {
-        return None;
-    }
-    let name = frame.data_string().ok()?;
-    (!name.is_empty()).then_some(name)
+    let message = Message::parse(text).ok()?;
+    (message.kind == MessageType::Join && !message.data.is_empty()).then_some(message.data)
 }
 
 /// Opens the command connection and the subscription.

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use netplay::ws::tokio::{accept, Accepted, ServerConfig};
 use netplay::ws::{Event, PeerOptions, ReadyState, WebSocketPeer};
+use netplay_server::ws::{accept, Accepted, ServerConfig};
 
 /// Starts a tokio echo server on its own thread; returns its port.
 fn start_server(config: ServerConfig) -> u16 {

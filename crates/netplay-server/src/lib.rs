@@ -1,0 +1,21 @@
+//! netplay's server side: what runs a service, not what a game links.
+//!
+//! * [`ws`]: the tokio WebSocket driver, netplay's sans-IO WebSocket core
+//!   ([`netplay::ws::Connection`]) serving many connections from one process, with optional TLS
+//!   and plain HTTP on the same port.
+//! * [`serve`]: the signaling server of Godot's `webrtc_signaling` demo protocol: a
+//!   [`netplay::signal::Hub`] behind the tokio driver, with `/healthz`, `/metrics`, the demo page
+//!   and static files.
+//! * [`cluster`] and [`redis`]: several signaling servers sharing their lobbies through Redis.
+//!
+//! The protocol rules live in the `netplay` crate's sans-IO cores; this crate owns the runtime
+//! (tokio), sockets and timers around them. A game, native or in the browser, depends on
+//! `netplay` alone; the `netplay` command uses this crate for `serve` and `echo`.
+#![forbid(unsafe_code)]
+
+pub mod cluster;
+pub mod redis;
+mod server;
+pub mod ws;
+
+pub use server::{serve, ServerOptions, DEMO_PAGE};
