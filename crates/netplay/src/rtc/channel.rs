@@ -55,6 +55,62 @@ pub enum WriteMode {
     Binary,
 }
 
+/// Messages and bytes sent and received on one channel ([`DataChannel::counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelCounters {
+    /// Messages given to the channel to send.
+    pub messages_sent: u64,
+    /// Payload bytes of those messages.
+    pub bytes_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Payload bytes of those messages.
+    pub bytes_received: u64,
+}
+
+/// Where a channel is in its life, with what each stage needs to know. Godot's
+/// [`ReadyState`] is derived from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChannelState {
+    /// Not open on the wire yet: waits for the association, or for room to send its
+    /// DATA_CHANNEL_OPEN.
+    Connecting,
+    /// Open on its stream. `awaiting_ack`: an in-band channel whose DATA_CHANNEL_OPEN is not
+    /// acknowledged yet sends ordered (RFC 8832 §6), whatever it asked for.
+    Open { awaiting_ack: bool },
+    /// Our outgoing side's reset was asked for (RFC 8831 §6.7); closed once both sides of the
+    /// stream are reset.
+    Closing {
+        incoming_reset: bool,
+        outgoing_reset: bool,
+    },
+    /// Closed for good. `stream_taken`: the stream could not be reset (the peer refused, or
+    /// the connection ended first) and is not free for another channel.
+    Closed { stream_taken: bool },
+}
+
+impl ChannelState {
+    pub(crate) fn ready_state(self) -> ReadyState {
+        match self {
+            ChannelState::Connecting => ReadyState::Connecting,
+            ChannelState::Open { .. } => ReadyState::Open,
+            ChannelState::Closing { .. } => ReadyState::Closing,
+            ChannelState::Closed { .. } => ReadyState::Closed,
+        }
+    }
+
+    /// Whether the channel's stream is in use in the association.
+    pub(crate) fn stream_busy(self) -> bool {
+        matches!(
+            self,
+            ChannelState::Open { .. }
+                | ChannelState::Closing { .. }
+                | ChannelState::Closed { stream_taken: true }
+        )
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Packet {
     pub(crate) data: Vec<u8>,
@@ -72,18 +128,7 @@ pub(crate) struct ChannelEntry {
     pub(crate) max_packet_life_time: Option<u16>,
     /// The SCTP stream: the negotiated id, or the one given when the association came up.
     pub(crate) stream_id: Option<u16>,
-    /// An in-band channel whose DATA_CHANNEL_OPEN was sent and not yet acknowledged sends
-    /// ordered (RFC 8832 §6), whatever it asked for.
-    pub(crate) awaiting_ack: bool,
-    /// The stream is in use in the association (opened and not yet reset both ways).
-    pub(crate) stream_busy: bool,
-    /// We asked for our outgoing side to be reset.
-    pub(crate) reset_requested: bool,
-    /// The remote peer reset its outgoing side.
-    pub(crate) incoming_reset: bool,
-    /// Our outgoing side was reset.
-    pub(crate) outgoing_reset: bool,
-    pub(crate) state: ReadyState,
+    pub(crate) state: ChannelState,
     pub(crate) write_mode: WriteMode,
     pub(crate) inbound: VecDeque<Packet>,
     pub(crate) inbound_bytes: usize,
@@ -104,12 +149,7 @@ impl ChannelEntry {
             max_retransmits: options.max_retransmits,
             max_packet_life_time: options.max_packet_life_time,
             stream_id: options.negotiated_id,
-            awaiting_ack: false,
-            stream_busy: false,
-            reset_requested: false,
-            incoming_reset: false,
-            outgoing_reset: false,
-            state: ReadyState::Connecting,
+            state: ChannelState::Connecting,
             write_mode: WriteMode::Binary,
             inbound: VecDeque::new(),
             inbound_bytes: 0,
@@ -136,12 +176,9 @@ impl ChannelEntry {
             max_retransmits,
             max_packet_life_time,
             stream_id: Some(stream),
-            awaiting_ack: false,
-            stream_busy: true,
-            reset_requested: false,
-            incoming_reset: false,
-            outgoing_reset: false,
-            state: ReadyState::Open,
+            state: ChannelState::Open {
+                awaiting_ack: false,
+            },
             write_mode: WriteMode::Binary,
             inbound: VecDeque::new(),
             inbound_bytes: 0,
@@ -176,36 +213,39 @@ impl ChannelEntry {
             (None, None) => Reliability::Reliable,
         }
     }
-
-    pub(crate) fn push_inbound(&mut self, data: Vec<u8>, binary: bool) {
-        self.messages_received += 1;
-        self.bytes_received += data.len() as u64;
-        self.inbound_bytes += data.len();
-        self.inbound.push_back(Packet { data, binary });
-    }
 }
 
 /// Godot's `WebRTCDataChannel`: a view of one channel that borrows its [`PeerConnection`].
 ///
 /// Get it with [`PeerConnection::channel`] each time it is needed; keep the [`ChannelId`], not
-/// the view.
+/// the view. A channel that closed while its connection lives is forgotten at a later
+/// `poll()`, once its stream is free and its received messages are taken: `channel()` then
+/// returns `None` for it.
 pub struct DataChannel<'a> {
     pub(crate) pc: &'a mut PeerConnection,
-    pub(crate) index: usize,
+    pub(crate) id: ChannelId,
 }
 
 impl DataChannel<'_> {
+    // A view exists only for a channel in the table, and nothing removes one while a view
+    // borrows the connection (only `poll()` does).
     fn entry(&self) -> &ChannelEntry {
-        &self.pc.channels[self.index]
+        self.pc
+            .channels
+            .get(self.id)
+            .expect("a viewed channel exists")
     }
 
     fn entry_mut(&mut self) -> &mut ChannelEntry {
-        &mut self.pc.channels[self.index]
+        self.pc
+            .channels
+            .get_mut(self.id)
+            .expect("a viewed channel exists")
     }
 
     /// This channel's handle.
     pub fn handle(&self) -> ChannelId {
-        ChannelId(self.index as u32)
+        self.id
     }
 
     /// Sends one message, as text or binary according to [`write_mode`](Self::write_mode).
@@ -232,9 +272,9 @@ impl DataChannel<'_> {
     }
 
     fn send(&mut self, data: &[u8], binary: bool) -> Result<()> {
-        if self.entry().state != ReadyState::Open {
+        let ChannelState::Open { awaiting_ack } = self.entry().state else {
             return Err(Error::ChannelNotOpen);
-        }
+        };
         let max = self.pc.max_message_size();
         if data.len() > max {
             return Err(Error::MessageTooLarge {
@@ -244,7 +284,7 @@ impl DataChannel<'_> {
         }
         let entry = self.entry();
         let stream = entry.stream_id.ok_or(Error::ChannelNotOpen)?;
-        let ordered = entry.ordered || entry.awaiting_ack;
+        let ordered = entry.ordered || awaiting_ack;
         let reliability = entry.reliability();
         let ppid = dcep::message_ppid(binary, data.is_empty());
         // RFC 8831 §6.6: an empty message travels as one zero byte with its own PPID.
@@ -275,10 +315,8 @@ impl DataChannel<'_> {
     /// Takes the next received message, or `None`. Received messages stay readable after
     /// the channel closed.
     pub fn get_packet(&mut self) -> Option<Vec<u8>> {
-        let entry = self.entry_mut();
-        let packet = entry.inbound.pop_front()?;
-        entry.inbound_bytes -= packet.data.len();
-        entry.last_was_string = !packet.binary;
+        let packet = self.pc.channels.pop_inbound(self.id)?;
+        self.entry_mut().last_was_string = !packet.binary;
         Some(packet.data)
     }
 
@@ -311,7 +349,7 @@ impl DataChannel<'_> {
 
     /// The ready state.
     pub fn ready_state(&self) -> ReadyState {
-        self.entry().state
+        self.entry().state.ready_state()
     }
 
     /// The label given at creation.
@@ -326,7 +364,7 @@ impl DataChannel<'_> {
 
     /// The SCTP stream id: known at once for negotiated channels, once the association is up
     /// for in-band ones (`None` until then, where Godot returns -1 or 65535).
-    pub fn id(&mut self) -> Option<u16> {
+    pub fn id(&self) -> Option<u16> {
         self.entry().stream_id
     }
 
@@ -354,9 +392,9 @@ impl DataChannel<'_> {
     /// Bytes sent on this channel and not yet acknowledged by the remote peer: the back
     /// pressure signal. The send budget ([`PeerConfig::max_buffered_amount`](super::PeerConfig))
     /// is shared by all channels of the connection.
-    pub fn buffered_amount(&mut self) -> usize {
+    pub fn buffered_amount(&self) -> usize {
         let entry = self.entry();
-        if entry.state != ReadyState::Open {
+        if entry.state.ready_state() != ReadyState::Open {
             return 0;
         }
         let Some(stream) = entry.stream_id else {
@@ -368,23 +406,22 @@ impl DataChannel<'_> {
             .map_or(0, |sctp| sctp.buffered_amount(stream))
     }
 
-    /// Messages and bytes sent and received on this channel:
-    /// `(messages_sent, bytes_sent, messages_received, bytes_received)`.
-    pub fn counters(&self) -> (u64, u64, u64, u64) {
+    /// Messages and bytes sent and received on this channel.
+    pub fn counters(&self) -> ChannelCounters {
         let e = self.entry();
-        (
-            e.messages_sent,
-            e.bytes_sent,
-            e.messages_received,
-            e.bytes_received,
-        )
+        ChannelCounters {
+            messages_sent: e.messages_sent,
+            bytes_sent: e.bytes_sent,
+            messages_received: e.messages_received,
+            bytes_received: e.bytes_received,
+        }
     }
 
     /// Closes the channel: [`Closing`](ReadyState::Closing) until the remote side confirms
     /// the stream reset, then [`Closed`](ReadyState::Closed). Messages already received stay
     /// readable.
     pub fn close(&mut self) {
-        self.pc.close_channel(self.index);
+        self.pc.close_channel(self.id);
     }
 }
 

@@ -13,6 +13,9 @@ use super::error::{Error, Result};
 pub const DEFAULT_STUN_PORT: u16 = 3478;
 /// The default port of STUN and TURN over TLS (`stuns:`, `turns:`).
 pub const DEFAULT_STUNS_PORT: u16 = 5349;
+/// The default of [`PeerConfig::max_channels`].
+pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+
 /// Godot's `network/limits/webrtc/max_channel_in_buffer_kb` default: 64 KiB.
 pub const DEFAULT_MAX_CHANNEL_IN_BUFFER: usize = 64 * 1024;
 /// The largest message this implementation receives (the `a=max-message-size` it announces).
@@ -273,6 +276,12 @@ pub struct PeerConfig {
     /// sockets until the application drains it (Godot's `max_channel_in_buffer_kb`, 64 KiB).
     /// Nothing is dropped: the sender's SCTP stack sees the back pressure.
     pub max_channel_in_buffer: usize,
+    /// The most data channels this connection holds at once, whoever opened them: one
+    /// created beyond it is refused with [`Error::TooManyChannels`](super::Error), one the
+    /// remote peer opens beyond it is refused by resetting its stream. Closed channels are
+    /// forgotten once drained, so they do not count for long. Default 1024 (the stream count
+    /// browsers offer).
+    pub max_channels: usize,
 }
 
 impl Default for PeerConfig {
@@ -292,6 +301,7 @@ impl Default for PeerConfig {
             max_message_size: MAX_RECEIVE_MESSAGE_SIZE,
             max_buffered_amount: 1024 * 1024,
             max_channel_in_buffer: DEFAULT_MAX_CHANNEL_IN_BUFFER,
+            max_channels: DEFAULT_MAX_CHANNELS,
         }
     }
 }
@@ -334,6 +344,9 @@ impl PeerConfig {
             return Err(Error::InvalidConfig(
                 "max_channel_in_buffer must not be zero",
             ));
+        }
+        if self.max_channels == 0 {
+            return Err(Error::InvalidConfig("max_channels must not be zero"));
         }
         if let Some(range) = &self.port_range {
             if range.is_empty() || *range.start() == 0 {

@@ -37,6 +37,12 @@ pub enum Error {
     /// A negotiated data channel with this SCTP stream id already exists.
     #[error("a data channel with stream id {0} already exists")]
     DuplicateChannelId(u16),
+    /// The connection has [`PeerConfig::max_channels`](super::PeerConfig) channels already.
+    #[error("too many data channels: at most {max} per connection")]
+    TooManyChannels {
+        /// The limit.
+        max: usize,
+    },
     /// `create_offer` was called without any data channel to negotiate.
     #[error("create_offer needs at least one data channel")]
     NoDataChannels,

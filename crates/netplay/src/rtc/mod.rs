@@ -94,6 +94,7 @@
 //! ```
 
 mod channel;
+mod channels;
 mod config;
 mod dcep;
 mod error;
@@ -105,11 +106,11 @@ pub(crate) mod sctp;
 pub(crate) mod sdp;
 mod transport;
 
-pub use channel::{ChannelId, DataChannel, ReadyState, WriteMode};
+pub use channel::{ChannelCounters, ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{
     DataChannelOptions, IceScheme, IceServer, IceServerUrl, IceTransport, PeerConfig,
-    DEFAULT_MAX_CHANNEL_IN_BUFFER, DEFAULT_REMOTE_MAX_MESSAGE_SIZE, DEFAULT_STUNS_PORT,
-    DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
+    DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CHANNEL_IN_BUFFER, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
+    DEFAULT_STUNS_PORT, DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
 };
 pub use error::{Error, Result};
 pub use gather::{

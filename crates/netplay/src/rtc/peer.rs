@@ -15,7 +15,8 @@ use std::str::FromStr;
 
 use str0m::{Candidate, IceConnectionState, IceCreds};
 
-use super::channel::{ChannelEntry, ChannelId, DataChannel, ReadyState};
+use super::channel::{ChannelEntry, ChannelId, ChannelState, DataChannel};
+use super::channels::Channels;
 use super::config::{
     DataChannelOptions, IceServerUrl, PeerConfig, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
 };
@@ -236,7 +237,7 @@ pub struct PeerConnection {
     config: PeerConfig,
     ice_servers: Vec<IceServerUrl>,
     pub(crate) transport: Transport,
-    pub(crate) channels: Vec<ChannelEntry>,
+    pub(crate) channels: Channels,
     events: VecDeque<Event>,
     state: ConnectionState,
     gathering: GatheringState,
@@ -305,7 +306,7 @@ impl PeerConnection {
         Ok(PeerConnection {
             transport,
             ice_servers,
-            channels: Vec::new(),
+            channels: Channels::new(config.max_channels, config.max_channel_in_buffer),
             events: VecDeque::new(),
             state: ConnectionState::New,
             gathering: GatheringState::New,
@@ -407,7 +408,7 @@ impl PeerConnection {
             stats.retransmissions = s.retransmitted_chunks;
             stats.abandoned_messages = s.abandoned_messages;
         }
-        for c in &self.channels {
+        for c in self.channels.iter() {
             stats.messages_sent += c.messages_sent;
             stats.messages_received += c.messages_received;
             stats.message_bytes_sent += c.bytes_sent;
@@ -437,38 +438,37 @@ impl PeerConnection {
         }
         options.validate(label)?;
         if let Some(id) = options.negotiated_id {
-            if self.stream_in_use(id) {
+            if self.channels.stream_in_use(id) {
                 return Err(Error::DuplicateChannelId(id));
             }
         }
-        let entry = ChannelEntry::new(label.to_owned(), &options);
-        let id = ChannelId(self.channels.len() as u32);
-        self.channels.push(entry);
-        // On a running association it opens at the next `poll()`.
-        Ok(id)
-    }
-
-    /// Whether a stream id is taken: by a channel not closed yet, or by a closed one whose
-    /// stream has not been reset both ways.
-    fn stream_in_use(&self, id: u16) -> bool {
-        self.channels
-            .iter()
-            .any(|c| c.stream_id == Some(id) && (c.state != ReadyState::Closed || c.stream_busy))
-    }
-
-    /// The channel behind `id`, borrowing this connection.
-    pub fn channel(&mut self, id: ChannelId) -> Option<DataChannel<'_>> {
-        let index = id.0 as usize;
-        if index < self.channels.len() {
-            Some(DataChannel { pc: self, index })
-        } else {
-            None
+        if !self.channels.has_room() {
+            return Err(Error::TooManyChannels {
+                max: self.channels.max(),
+            });
         }
+        // On a running association it opens at the next `poll()`.
+        Ok(self
+            .channels
+            .insert(ChannelEntry::new(label.to_owned(), &options)))
+    }
+
+    /// The channel behind `id`, borrowing this connection; `None` for a handle this
+    /// connection never gave, or for a channel that closed and was forgotten (see
+    /// [`DataChannel`]).
+    pub fn channel(&mut self, id: ChannelId) -> Option<DataChannel<'_>> {
+        self.channels.get(id)?;
+        Some(DataChannel { pc: self, id })
     }
 
     /// The handles of every channel, in creation order.
     pub fn channel_ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        (0..self.channels.len() as u32).map(ChannelId)
+        self.channels.ids()
+    }
+
+    /// How many channels exist: open, opening, closing, or closed and not yet forgotten.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     /// Godot's `create_offer`: needs at least one data channel and a new connection. Starts
@@ -484,11 +484,7 @@ impl PeerConnection {
                 reason: "only one offer/answer exchange per connection is supported",
             });
         }
-        let pending = self
-            .channels
-            .iter()
-            .any(|c| c.state == ReadyState::Connecting);
-        if !pending {
+        if !self.channels.any_waiting() {
             return Err(Error::NoDataChannels);
         }
         self.bind_sockets()?;
@@ -695,6 +691,7 @@ impl PeerConnection {
         if self.is_finished() {
             return;
         }
+        self.channels.sweep();
         self.read_sockets(now);
         self.run_sources(now);
         self.transport.handle_timeout(now);
@@ -848,8 +845,7 @@ impl PeerConnection {
     /// Whether some channel holds more received bytes than allowed: reading then waits, so
     /// the kernel buffer and then the sender's SCTP window take the back pressure.
     fn inbound_full(&self) -> bool {
-        let limit = self.config.max_channel_in_buffer;
-        self.channels.iter().any(|c| c.inbound_bytes >= limit)
+        self.channels.any_full()
     }
 
     fn read_sockets(&mut self, now: Instant) {
@@ -947,7 +943,7 @@ impl PeerConnection {
         }
         if self.established {
             self.open_waiting_channels(now);
-            let held: usize = self.channels.iter().map(|c| c.inbound_bytes).sum();
+            let held = self.channels.held_bytes();
             if held != self.held_reported {
                 self.held_reported = held;
                 if let Some(sctp) = self.transport.sctp() {
@@ -992,13 +988,6 @@ impl PeerConnection {
             }
             self.transport.recycle(t.contents);
         }
-    }
-
-    fn entry_by_stream(&self, stream: u16) -> Option<usize> {
-        // A closed channel's stream can be reused: the live entry is the last one.
-        self.channels
-            .iter()
-            .rposition(|c| c.stream_id == Some(stream) && c.stream_busy)
     }
 
     fn handle_transport_event(&mut self, event: TransportEvent, now: Instant) {
@@ -1048,29 +1037,32 @@ impl PeerConnection {
             SctpEvent::IncomingStreamsReset(mut streams) => {
                 if streams.is_empty() {
                     // Every stream.
-                    streams = self
-                        .channels
-                        .iter()
-                        .filter(|c| c.stream_busy)
-                        .filter_map(|c| c.stream_id)
-                        .collect();
+                    streams = self.channels.busy_streams();
                 }
                 let mut reset = Vec::new();
                 for stream in streams {
-                    let Some(index) = self.entry_by_stream(stream) else {
+                    let Some(id) = self.channels.on_stream(stream) else {
                         continue;
                     };
-                    let entry = &mut self.channels[index];
-                    entry.incoming_reset = true;
-                    if !entry.reset_requested {
+                    let state = match self.channels.get(id).map(|c| c.state) {
                         // RFC 8831 §6.7: the remote peer closed; close our side too.
-                        entry.reset_requested = true;
-                        if entry.state == ReadyState::Open {
-                            entry.state = ReadyState::Closing;
+                        Some(ChannelState::Open { .. }) => {
+                            reset.push(stream);
+                            ChannelState::Closing {
+                                incoming_reset: true,
+                                outgoing_reset: false,
+                            }
                         }
-                        reset.push(stream);
-                    }
-                    self.settle_close(index);
+                        Some(ChannelState::Closing { outgoing_reset, .. }) => {
+                            ChannelState::Closing {
+                                incoming_reset: true,
+                                outgoing_reset,
+                            }
+                        }
+                        _ => continue,
+                    };
+                    self.set_channel_state(id, state);
+                    self.settle_close(id);
                 }
                 if !reset.is_empty() {
                     if let Some(sctp) = self.transport.sctp() {
@@ -1080,9 +1072,18 @@ impl PeerConnection {
             }
             SctpEvent::OutgoingStreamsReset(streams) => {
                 for stream in streams {
-                    if let Some(index) = self.entry_by_stream(stream) {
-                        self.channels[index].outgoing_reset = true;
-                        self.settle_close(index);
+                    let Some(id) = self.channels.on_stream(stream) else {
+                        continue;
+                    };
+                    if let Some(ChannelState::Closing { incoming_reset, .. }) =
+                        self.channels.get(id).map(|c| c.state)
+                    {
+                        let state = ChannelState::Closing {
+                            incoming_reset,
+                            outgoing_reset: true,
+                        };
+                        self.set_channel_state(id, state);
+                        self.settle_close(id);
                     }
                 }
             }
@@ -1090,8 +1091,8 @@ impl PeerConnection {
                 // The peer cannot reset them: the channels are over for us, but their streams
                 // stay taken (their sequence numbers were not reset).
                 for stream in streams {
-                    if let Some(index) = self.entry_by_stream(stream) {
-                        self.mark_channel_closed(index);
+                    if let Some(id) = self.channels.on_stream(stream) {
+                        self.mark_channel_closed(id);
                     }
                 }
             }
@@ -1104,12 +1105,27 @@ impl PeerConnection {
 
     /// Marks a channel closed once its stream is reset both ways (or, when the remote peer
     /// closed it, once our side is reset too).
-    fn settle_close(&mut self, index: usize) {
-        let entry = &mut self.channels[index];
-        if entry.incoming_reset && entry.outgoing_reset {
-            entry.stream_busy = false;
-            self.mark_channel_closed(index);
+    fn settle_close(&mut self, id: ChannelId) {
+        if let Some(ChannelState::Closing {
+            incoming_reset: true,
+            outgoing_reset: true,
+        }) = self.channels.get(id).map(|c| c.state)
+        {
+            self.set_channel_state(
+                id,
+                ChannelState::Closed {
+                    stream_taken: false,
+                },
+            );
+            self.events.push_back(Event::DataChannelClosed(id));
         }
+    }
+
+    /// Sets a channel's state in the table; a channel closing while the connection lives is
+    /// forgotten once drained.
+    fn set_channel_state(&mut self, id: ChannelId, state: ChannelState) {
+        let live = !self.is_finished();
+        self.channels.set_state(id, state, live);
     }
 
     fn handle_message(&mut self, stream: u16, ppid: u32, data: Vec<u8>, now: Instant) {
@@ -1117,8 +1133,8 @@ impl PeerConnection {
             match dcep::parse(&data) {
                 Ok(dcep::Message::Open(open)) => self.remote_opened(stream, &open, now),
                 Ok(dcep::Message::Ack) => {
-                    if let Some(index) = self.entry_by_stream(stream) {
-                        self.channels[index].awaiting_ack = false;
+                    if let Some(id) = self.channels.on_stream(stream) {
+                        self.acknowledged(id);
                     }
                 }
                 Err(e) => tracing::debug!("DCEP message on stream {stream} refused: {e}"),
@@ -1129,31 +1145,60 @@ impl PeerConnection {
             tracing::debug!("message with unknown PPID {ppid} on stream {stream} dropped");
             return;
         };
-        let Some(index) = self.entry_by_stream(stream) else {
+        let Some(id) = self.channels.on_stream(stream) else {
             tracing::debug!("message on stream {stream} without a channel dropped");
             return;
         };
-        let entry = &mut self.channels[index];
         // Any message from the other side acknowledges the channel (RFC 8832 §6).
-        entry.awaiting_ack = false;
-        if entry.state == ReadyState::Closed {
+        self.acknowledged(id);
+        if matches!(
+            self.channels.get(id).map(|c| c.state),
+            Some(ChannelState::Closed { .. })
+        ) {
             return;
         }
         let data = if empty { Vec::new() } else { data };
-        entry.push_inbound(data, binary);
+        self.channels.push_inbound(id, data, binary);
+    }
+
+    /// The remote peer acknowledged an in-band channel: it may send unordered now.
+    fn acknowledged(&mut self, id: ChannelId) {
+        if let Some(ChannelState::Open { awaiting_ack: true }) =
+            self.channels.get(id).map(|c| c.state)
+        {
+            self.set_channel_state(
+                id,
+                ChannelState::Open {
+                    awaiting_ack: false,
+                },
+            );
+        }
     }
 
     /// A DATA_CHANNEL_OPEN from the remote peer: a new channel, acknowledged at once.
     fn remote_opened(&mut self, stream: u16, open: &dcep::Open, now: Instant) {
-        if self.stream_in_use(stream) {
+        if self.channels.stream_in_use(stream) {
             tracing::debug!("DATA_CHANNEL_OPEN on stream {stream}, which is in use: ignored");
+            return;
+        }
+        if !self.channels.has_room() {
+            // Refused the way a closed channel ends: by resetting the stream, which the
+            // remote peer answers by closing its side.
+            tracing::debug!(
+                "DATA_CHANNEL_OPEN on stream {stream} refused: {} channels exist already",
+                self.channels.len()
+            );
+            if let Some(sctp) = self.transport.sctp() {
+                sctp.reset_streams(&[stream]);
+            }
             return;
         }
         if let Err(e) = self.send_dcep(stream, &dcep::encode_ack(), now) {
             tracing::debug!("DATA_CHANNEL_ACK on stream {stream} not queued: {e}");
         }
-        self.channels.push(ChannelEntry::from_remote(open, stream));
-        let handle = ChannelId(self.channels.len() as u32 - 1);
+        let handle = self
+            .channels
+            .insert(ChannelEntry::from_remote(open, stream));
         self.events.push_back(Event::DataChannelReceived(handle));
         self.events.push_back(Event::DataChannelOpen(handle));
     }
@@ -1183,82 +1228,97 @@ impl PeerConnection {
     /// in-band ones with a DATA_CHANNEL_OPEN on a stream of our parity (RFC 8832 §6: the DTLS
     /// client takes even ids, the server odd ones).
     fn open_waiting_channels(&mut self, now: Instant) {
+        if !self.channels.any_waiting() {
+            return;
+        }
         let client = self.transport.is_dtls_client();
-        for index in 0..self.channels.len() {
-            if self.channels[index].state != ReadyState::Connecting {
+        // In-band channels take the lowest free stream of our parity; the search goes on
+        // from the last one taken in this pass.
+        let mut candidate: u32 = if client { 0 } else { 1 };
+        for id in self.channels.waiting() {
+            let Some(entry) = self.channels.get(id) else {
                 continue;
-            }
-            let stream = match self.channels[index].stream_id {
+            };
+            let (negotiated_stream, in_band) = (entry.stream_id, entry.negotiated.is_none());
+            let stream = match negotiated_stream {
                 Some(stream) => stream,
                 None => {
-                    let mut candidate: u32 = if client { 0 } else { 1 };
                     while candidate <= u32::from(u16::MAX - 1)
-                        && self.stream_in_use(candidate as u16)
+                        && self.channels.stream_in_use(candidate as u16)
                     {
                         candidate += 2;
                     }
                     if candidate > u32::from(u16::MAX - 1) {
                         tracing::debug!("no free stream for a channel");
-                        self.mark_channel_closed(index);
+                        self.mark_channel_closed(id);
                         continue;
                     }
                     candidate as u16
                 }
             };
-            let in_band = self.channels[index].negotiated.is_none();
             if in_band {
-                let open = self.channels[index].dcep_open().encode();
-                match self.send_dcep(stream, &open, now) {
+                let open = self.channels.get(id).map(|c| c.dcep_open().encode());
+                match self.send_dcep(stream, &open.unwrap_or_default(), now) {
                     Ok(()) => {}
                     // No room now: try again at the next poll.
                     Err(SendError::BufferFull) => return,
                     Err(e) => {
                         tracing::debug!("channel on stream {stream} cannot open: {e}");
-                        self.mark_channel_closed(index);
+                        self.mark_channel_closed(id);
                         continue;
                     }
                 }
+                self.channels.assign_stream(id, stream);
             }
-            let entry = &mut self.channels[index];
-            entry.stream_id = Some(stream);
-            entry.stream_busy = true;
-            entry.awaiting_ack = in_band;
-            entry.state = ReadyState::Open;
-            self.events
-                .push_back(Event::DataChannelOpen(ChannelId(index as u32)));
+            self.set_channel_state(
+                id,
+                ChannelState::Open {
+                    awaiting_ack: in_band,
+                },
+            );
+            self.events.push_back(Event::DataChannelOpen(id));
         }
     }
 
-    fn mark_channel_closed(&mut self, index: usize) {
-        let entry = &mut self.channels[index];
-        if entry.state != ReadyState::Closed {
-            entry.state = ReadyState::Closed;
-            self.events
-                .push_back(Event::DataChannelClosed(ChannelId(index as u32)));
+    /// Closes a channel at once (no stream reset under way, or none possible any more).
+    fn mark_channel_closed(&mut self, id: ChannelId) {
+        let Some(state) = self.channels.get(id).map(|c| c.state) else {
+            return;
+        };
+        if !matches!(state, ChannelState::Closed { .. }) {
+            let stream_taken = state.stream_busy();
+            self.set_channel_state(id, ChannelState::Closed { stream_taken });
+            self.events.push_back(Event::DataChannelClosed(id));
         }
     }
 
     fn close_all_channels(&mut self) {
-        for index in 0..self.channels.len() {
-            self.mark_channel_closed(index);
+        for id in self.channels.ids().collect::<Vec<_>>() {
+            self.mark_channel_closed(id);
         }
     }
 
-    pub(crate) fn close_channel(&mut self, index: usize) {
-        let entry = &self.channels[index];
+    pub(crate) fn close_channel(&mut self, id: ChannelId) {
+        let Some(entry) = self.channels.get(id) else {
+            return;
+        };
         match entry.state {
-            ReadyState::Closed | ReadyState::Closing => {}
-            ReadyState::Open if entry.stream_busy && self.transport.is_alive() => {
+            ChannelState::Closed { .. } | ChannelState::Closing { .. } => {}
+            ChannelState::Open { .. } if self.transport.is_alive() => {
                 let stream = entry.stream_id.expect("an open channel has a stream");
-                let entry = &mut self.channels[index];
-                entry.reset_requested = true;
-                entry.state = ReadyState::Closing;
+                self.set_channel_state(
+                    id,
+                    ChannelState::Closing {
+                        incoming_reset: false,
+                        outgoing_reset: false,
+                    },
+                );
                 if let Some(sctp) = self.transport.sctp() {
                     sctp.reset_streams(&[stream]);
                 }
             }
             // Never opened on the wire: nothing to tell the remote peer.
-            _ => self.mark_channel_closed(index),
+            _ => self.mark_channel_closed(id),
         }
     }
 
