@@ -47,7 +47,7 @@ fn negotiated_channel_carries_messages_both_ways() {
         .unwrap();
     assert_eq!(receive_one(&mut pair, false, ch1).0, b"Hi from P2");
 
-    let mut c = pair.p1.channel(ch1).unwrap();
+    let c = pair.p1.channel(ch1).unwrap();
     assert_eq!(c.label(), "chat");
     assert_eq!(c.id(), Some(1));
     assert!(c.is_negotiated());
@@ -110,7 +110,7 @@ fn in_band_channel_is_received_with_its_options() {
     let ch2 = pair.received_channel(true);
     pair.open(ch1, ch2);
     {
-        let mut c = pair.p2.channel(ch2).unwrap();
+        let c = pair.p2.channel(ch2).unwrap();
         assert_eq!(c.label(), "inband");
         assert_eq!(c.protocol(), "game/1");
         assert!(!c.is_ordered());

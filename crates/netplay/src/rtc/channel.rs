@@ -5,13 +5,13 @@
 //! lives in the peer connection's association; a [`DataChannel`] borrows the connection for
 //! the time of a call, so there is no shared ownership and no locking.
 
-use crate::time::{Duration, Instant};
+use crate::time::Duration;
 use std::collections::VecDeque;
 use std::fmt;
 
 use super::dcep::{self, ChannelReliability};
+use super::engine::Engine;
 use super::error::{Error, Result};
-use super::peer::PeerConnection;
 use super::sctp::{Reliability, SendError};
 
 /// A data channel's handle, valid for the lifetime of its [`PeerConnection`]. Get the channel
@@ -222,7 +222,7 @@ impl ChannelEntry {
 /// `poll()`, once its stream is free and its received messages are taken: `channel()` then
 /// returns `None` for it.
 pub struct DataChannel<'a> {
-    pub(crate) pc: &'a mut PeerConnection,
+    pub(crate) pc: &'a mut Engine,
     pub(crate) id: ChannelId,
 }
 
@@ -289,8 +289,9 @@ impl DataChannel<'_> {
         let ppid = dcep::message_ppid(binary, data.is_empty());
         // RFC 8831 §6.6: an empty message travels as one zero byte with its own PPID.
         let wire: &[u8] = if data.is_empty() { &[0] } else { data };
+        let now = self.pc.now;
         let sctp = self.pc.transport.sctp().ok_or(Error::ChannelNotOpen)?;
-        match sctp.send(stream, ppid, ordered, reliability, wire, Instant::now()) {
+        match sctp.send(stream, ppid, ordered, reliability, wire, now) {
             Ok(()) => {}
             Err(SendError::BufferFull) => {
                 return Err(Error::BufferFull {

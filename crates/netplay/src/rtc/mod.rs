@@ -97,6 +97,7 @@ mod channel;
 mod channels;
 mod config;
 mod dcep;
+mod engine;
 mod error;
 mod gather;
 mod ice_sources;
@@ -112,15 +113,16 @@ pub use config::{
     DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CHANNEL_IN_BUFFER, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
     DEFAULT_STUNS_PORT, DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
 };
+pub use engine::{
+    CandidatePair, ConnectionState, Datagram, Engine, Event, GatheringState, SdpKind,
+    SignalingState, Stats,
+};
 pub use error::{Error, Result};
 pub use gather::{
     CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit,
 };
 pub use impair::{DropCounts, DropEvery};
-pub use peer::{
-    CandidatePair, ConnectionState, Event, GatheringState, PeerConnection, SdpKind, SignalingState,
-    Stats, WebRtcPeerConnection,
-};
+pub use peer::{PeerConnection, WebRtcPeerConnection};
 
 /// Godot's class name for [`DataChannel`].
 pub type WebRtcDataChannel<'a> = DataChannel<'a>;

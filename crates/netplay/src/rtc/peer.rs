@@ -1,281 +1,52 @@
-//! The peer connection: Godot's `WebRTCPeerConnection`, a polled driver around the sans-IO
-//! [transport](super::transport) (ICE, DTLS, SCTP) that owns the UDP sockets, the
-//! offer/answer state machine, the connection-state timers and the data channels (their
-//! streams, DCEP and the close handshake).
+//! The native peer connection: Godot's `WebRTCPeerConnection`, the sans-IO [`Engine`] driven
+//! over UDP sockets.
+//!
+//! Owns the I/O around the engine: the sockets (bound when gathering starts), host
+//! candidates, the candidate sources (STUN, TURN and custom ones, which see datagrams before
+//! the engine and may wrap what it sends), the clock, and the `poll()` loop. Everything else
+//! (offer/answer, ICE, DTLS, SCTP, channels, timers) is the engine's.
 //!
 //! Nothing runs between two calls: `poll()` reads the sockets, feeds the engine, sends what it
-//! produces and turns its events into [`Event`]s. Signaling (carrying descriptions and
+//! produces and leaves its events to be drained. Signaling (carrying descriptions and
 //! candidates to the other side) is the application's job.
 
-use crate::time::{Duration, Instant};
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
-use str0m::{Candidate, IceConnectionState, IceCreds};
-
-use super::channel::{ChannelEntry, ChannelId, ChannelState, DataChannel};
-use super::channels::Channels;
-use super::config::{
-    DataChannelOptions, IceServerUrl, PeerConfig, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
+use super::channel::{ChannelId, DataChannel};
+use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
+use super::engine::{
+    ConnectionState, Engine, Event, GatheringState, SdpKind, SignalingState, Stats,
 };
-use super::dcep;
 use super::error::{Error, Result};
-use super::gather::{
-    CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets,
-};
+use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets};
 use super::ice_sources;
-use super::sctp::{Reliability, SctpConfig, SctpEvent, SendError};
-use super::sdp::{self, LocalDescription, RemoteDescription, SdpError, Setup};
-use super::transport::{RemoteParams, Transport, TransportEvent};
+use crate::time::Instant;
 
-/// Most datagrams kept while waiting for the answer to our offer.
-const MAX_EARLY_DATAGRAMS: usize = 64;
-/// Datagrams fed to the transport between two drains of its output.
-const DRAIN_EVERY: usize = 32;
 /// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
 const MAX_DATAGRAMS_PER_POLL: usize = 4096;
-/// The SCTP port of every association (RFC 8841 default).
-const SCTP_PORT: u16 = 5000;
-
-/// The type of a session description (Godot passes it as the string `"offer"` or
-/// `"answer"`; [`FromStr`] and [`SdpKind::as_str`] convert).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SdpKind {
-    /// `"offer"`.
-    Offer,
-    /// `"answer"`.
-    Answer,
-}
-
-impl SdpKind {
-    /// The JSEP name: `"offer"` or `"answer"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SdpKind::Offer => "offer",
-            SdpKind::Answer => "answer",
-        }
-    }
-}
-
-impl fmt::Display for SdpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SdpKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<SdpKind> {
-        match s {
-            "offer" => Ok(SdpKind::Offer),
-            "answer" => Ok(SdpKind::Answer),
-            other => Err(Error::UnsupportedSdpKind(other.to_owned())),
-        }
-    }
-}
-
-/// Godot's `WebRTCPeerConnection.ConnectionState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConnectionState {
-    /// `STATE_NEW = 0`: nothing negotiated yet.
-    New,
-    /// `STATE_CONNECTING = 1`: negotiating, checking candidate pairs, DTLS handshake.
-    Connecting,
-    /// `STATE_CONNECTED = 2`: ICE and DTLS are up.
-    Connected,
-    /// `STATE_DISCONNECTED = 3`: nothing heard from the remote peer for
-    /// [`PeerConfig::ice_disconnected_timeout`]; may come back.
-    Disconnected,
-    /// `STATE_FAILED = 4`: gave up (silence for [`PeerConfig::ice_failed_timeout`], no
-    /// connection within [`PeerConfig::connect_timeout`], or a rejected description). Final.
-    Failed,
-    /// `STATE_CLOSED = 5`: closed by either side. Final.
-    Closed,
-}
-
-impl ConnectionState {
-    /// Godot's integer value.
-    pub fn godot_value(self) -> i32 {
-        self as i32
-    }
-}
-
-/// Godot's `WebRTCPeerConnection.GatheringState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GatheringState {
-    /// `GATHERING_STATE_NEW = 0`: gathering has not started.
-    New,
-    /// `GATHERING_STATE_GATHERING = 1`: candidates are being gathered.
-    Gathering,
-    /// `GATHERING_STATE_COMPLETE = 2`: every candidate has been announced.
-    Complete,
-}
-
-impl GatheringState {
-    /// Godot's integer value.
-    pub fn godot_value(self) -> i32 {
-        self as i32
-    }
-}
-
-/// Godot's `WebRTCPeerConnection.SignalingState` (the provisional-answer states are never
-/// entered: provisional answers are not supported).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignalingState {
-    /// `SIGNALING_STATE_STABLE = 0`.
-    Stable,
-    /// `SIGNALING_STATE_HAVE_LOCAL_OFFER = 1`.
-    HaveLocalOffer,
-    /// `SIGNALING_STATE_HAVE_REMOTE_OFFER = 2`.
-    HaveRemoteOffer,
-    /// `SIGNALING_STATE_CLOSED = 5`.
-    Closed,
-}
-
-impl SignalingState {
-    /// Godot's integer value.
-    pub fn godot_value(self) -> i32 {
-        match self {
-            SignalingState::Stable => 0,
-            SignalingState::HaveLocalOffer => 1,
-            SignalingState::HaveRemoteOffer => 2,
-            SignalingState::Closed => 5,
-        }
-    }
-}
-
-/// What happened during `poll()` or a signaling call: Godot's signals, as values drained with
-/// [`PeerConnection::poll_event`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// `session_description_created`: send it to the remote peer (and, as in Godot, pass it
-    /// to [`PeerConnection::set_local_description`]).
-    SessionDescriptionCreated {
-        /// Offer or answer.
-        kind: SdpKind,
-        /// The SDP text.
-        sdp: String,
-    },
-    /// `ice_candidate_created`: send it to the remote peer, which passes it to
-    /// [`PeerConnection::add_ice_candidate`].
-    IceCandidateCreated {
-        /// The `sdpMid` of the data m-line.
-        mid: String,
-        /// The `sdpMLineIndex` (always 0: there is one m-line).
-        index: u32,
-        /// The candidate line, `candidate:...` without `a=`.
-        candidate: String,
-    },
-    /// `data_channel_received`: the remote peer opened an in-band channel.
-    DataChannelReceived(ChannelId),
-    /// A channel became open.
-    DataChannelOpen(ChannelId),
-    /// A channel became closed.
-    DataChannelClosed(ChannelId),
-    /// The connection state changed.
-    ConnectionStateChanged(ConnectionState),
-    /// The gathering state changed.
-    GatheringStateChanged(GatheringState),
-    /// The signaling state changed.
-    SignalingStateChanged(SignalingState),
-    /// A STUN or TURN server of [`PeerConfig::ice_servers`] gave no candidate (a browser's
-    /// `icecandidateerror`): wrong TURN credentials (code 401), no answer in time (701, after
-    /// [`PeerConfig::ice_server_timeout`]), or a refused request. Gathering goes on without
-    /// it; later, a TURN allocation that is lost is reported the same way.
-    IceCandidateError(CandidateError),
-}
-
-/// A candidate pair carrying the traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CandidatePair {
-    /// The local address.
-    pub local: SocketAddr,
-    /// The remote address.
-    pub remote: SocketAddr,
-}
-
-/// Statistics of a peer connection (what Godot does not expose).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// The round-trip time of the latest ICE check on the selected pair.
-    pub rtt: Option<Duration>,
-    /// The selected candidate pair.
-    pub selected_pair: Option<CandidatePair>,
-    /// UDP datagrams sent.
-    pub packets_sent: u64,
-    /// UDP datagrams received and accepted by the connection.
-    pub packets_received: u64,
-    /// UDP payload bytes sent.
-    pub bytes_sent: u64,
-    /// UDP payload bytes received and accepted.
-    pub bytes_received: u64,
-    /// Datagrams dropped on arrival: malformed, or from an address that is not the remote
-    /// peer's.
-    pub packets_discarded: u64,
-    /// Data channel messages sent.
-    pub messages_sent: u64,
-    /// Data channel messages received.
-    pub messages_received: u64,
-    /// Data channel payload bytes sent.
-    pub message_bytes_sent: u64,
-    /// Data channel payload bytes received.
-    pub message_bytes_received: u64,
-    /// SCTP data chunks sent again because they were lost (or late).
-    pub retransmissions: u64,
-    /// Messages of partially reliable channels given up (retransmission or lifetime limit).
-    pub abandoned_messages: u64,
-}
 
 /// Godot's `WebRTCPeerConnection`, native, driven by [`poll`](PeerConnection::poll).
 ///
-/// See the [module documentation](super) for the run loop.
+/// See the [module documentation](super) for the run loop. Everything but the sockets is the
+/// sans-IO [`Engine`]; [`poll_at`](PeerConnection::poll_at) drives it with the caller's clock.
 pub struct PeerConnection {
-    config: PeerConfig,
+    engine: Engine,
     ice_servers: Vec<IceServerUrl>,
-    pub(crate) transport: Transport,
-    pub(crate) channels: Channels,
-    events: VecDeque<Event>,
-    state: ConnectionState,
-    gathering: GatheringState,
-    signaling: SignalingState,
     sockets: Sockets,
     sources: Vec<Box<dyn CandidateSource>>,
-    /// Our offer is out and its answer not applied yet.
-    awaiting_answer: bool,
-    local_description: Option<(SdpKind, String)>,
-    /// A description was created or applied: no second exchange.
-    negotiated: bool,
-    /// The association is up: channels open on it at once.
-    established: bool,
-    /// Datagrams that arrived while this side's offer waited for its answer (the remote peer
-    /// starts ICE and DTLS as soon as it has answered, and its first flights can outrun the
-    /// answer through signaling); fed to the engine once the answer is applied.
-    early_datagrams: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
-    mid: String,
-    session_id: u64,
-    remote_max_message_size: usize,
-    negotiated_at: Option<Instant>,
-    last_received: Option<Instant>,
-    disconnected_since: Option<Instant>,
-    ice_disconnected: bool,
-    dtls_connected: bool,
-    stats: Stats,
-    /// Received bytes the channels hold, last told to the association.
-    held_reported: usize,
+    /// The sources were told to release what they hold (the connection ended).
+    sources_closed: bool,
+    /// Datagrams and bytes the candidate sources sent themselves (STUN, TURN requests).
+    source_packets: u64,
+    source_bytes: u64,
     buf: Vec<u8>,
 }
 
 impl fmt::Debug for PeerConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerConnection")
-            .field("state", &self.state)
-            .field("gathering", &self.gathering)
-            .field("signaling", &self.signaling)
-            .field("channels", &self.channels.len())
+            .field("engine", &self.engine)
             .field("sockets", &self.sockets.addresses())
             .finish()
     }
@@ -290,46 +61,16 @@ impl PeerConnection {
     /// (`create_offer` or a remote offer).
     pub fn new(config: PeerConfig) -> Result<PeerConnection> {
         let ice_servers = config.validate()?;
-        // The engine checks the nominated pair at least every `max_rto`: three checks per
-        // disconnection timeout keep a healthy but idle connection from looking silent.
-        let max_rto = (config.ice_disconnected_timeout / 3)
-            .clamp(Duration::from_millis(50), Duration::from_secs(3));
-        let sctp = SctpConfig {
-            max_message_size: config.max_message_size,
-            max_buffered_amount: config.max_buffered_amount,
-            ..SctpConfig::default()
-        };
-        let transport = Transport::new((max_rto.min(Duration::from_millis(250)), max_rto), sctp)?;
         let sources = ice_sources::sources_for(&ice_servers, &config);
-        let mut id = [0u8; 8];
-        crate::random::fill(&mut id);
         Ok(PeerConnection {
-            transport,
+            engine: Engine::new(config, Instant::now())?,
             ice_servers,
-            channels: Channels::new(config.max_channels, config.max_channel_in_buffer),
-            events: VecDeque::new(),
-            state: ConnectionState::New,
-            gathering: GatheringState::New,
-            signaling: SignalingState::Stable,
             sockets: Sockets::empty(),
             sources,
-            awaiting_answer: false,
-            local_description: None,
-            negotiated: false,
-            established: false,
-            early_datagrams: VecDeque::new(),
-            mid: String::from("0"),
-            session_id: u64::from_be_bytes(id) >> 2,
-            remote_max_message_size: DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
-            negotiated_at: None,
-            last_received: None,
-            disconnected_since: None,
-            ice_disconnected: false,
-            dtls_connected: false,
-            stats: Stats::default(),
-            held_reported: 0,
+            sources_closed: false,
+            source_packets: 0,
+            source_bytes: 0,
             buf: vec![0; 65536],
-            config,
         })
     }
 
@@ -342,9 +83,14 @@ impl PeerConnection {
         Ok(())
     }
 
+    /// The engine underneath (states, channels and statistics are its).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The configuration.
     pub fn config(&self) -> &PeerConfig {
-        &self.config
+        self.engine.config()
     }
 
     /// The ICE servers of the configuration, parsed. The connection gathers from them by
@@ -357,7 +103,7 @@ impl PeerConnection {
     /// [`PeerConfig::ice_servers`]. Only before gathering starts. With
     /// [`PeerConfig::relay_only`], only its relayed candidates are announced.
     pub fn add_candidate_source(&mut self, source: Box<dyn CandidateSource>) -> Result<()> {
-        if self.gathering != GatheringState::New {
+        if self.engine.gathering_state() != GatheringState::New {
             return Err(Error::InvalidState {
                 operation: "add_candidate_source",
                 reason: "gathering has started",
@@ -369,17 +115,17 @@ impl PeerConnection {
 
     /// The connection state.
     pub fn connection_state(&self) -> ConnectionState {
-        self.state
+        self.engine.connection_state()
     }
 
     /// The gathering state.
     pub fn gathering_state(&self) -> GatheringState {
-        self.gathering
+        self.engine.gathering_state()
     }
 
     /// The signaling state.
     pub fn signaling_state(&self) -> SignalingState {
-        self.signaling
+        self.engine.signaling_state()
     }
 
     /// The addresses of the local sockets (empty before gathering starts).
@@ -390,36 +136,20 @@ impl PeerConnection {
     /// The largest message a channel may send now: the configured maximum, lowered by the
     /// remote peer's `a=max-message-size`.
     pub fn max_message_size(&self) -> usize {
-        self.config
-            .max_message_size
-            .min(self.remote_max_message_size)
+        self.engine.max_message_size()
     }
 
     /// Statistics.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.stats;
-        stats.rtt = self.transport.rtt().or(stats.rtt);
-        stats.selected_pair = self
-            .transport
-            .send_path()
-            .map(|(local, remote)| CandidatePair { local, remote });
-        if let Some(sctp) = self.transport.sctp_ref() {
-            let s = sctp.stats();
-            stats.retransmissions = s.retransmitted_chunks;
-            stats.abandoned_messages = s.abandoned_messages;
-        }
-        for c in self.channels.iter() {
-            stats.messages_sent += c.messages_sent;
-            stats.messages_received += c.messages_received;
-            stats.message_bytes_sent += c.bytes_sent;
-            stats.message_bytes_received += c.bytes_received;
-        }
+        let mut stats = self.engine.stats();
+        stats.packets_sent += self.source_packets;
+        stats.bytes_sent += self.source_bytes;
         stats
     }
 
     /// Takes the next event, or `None`.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.engine.poll_event()
     }
 
     /// Godot's `create_data_channel`. Before the first offer/answer the channel is announced
@@ -427,116 +157,55 @@ impl PeerConnection {
     /// renegotiation is needed for data channels), which Godot does not allow but browsers do.
     ///
     /// Fails with [`Error::BothReliabilityOptions`], [`Error::DuplicateChannelId`] (a
-    /// negotiated id already in use), [`Error::InvalidChannelOption`] or [`Error::Closed`].
+    /// negotiated id already in use), [`Error::InvalidChannelOption`],
+    /// [`Error::TooManyChannels`] or [`Error::Closed`].
     pub fn create_data_channel(
         &mut self,
         label: &str,
         options: DataChannelOptions,
     ) -> Result<ChannelId> {
-        if self.is_finished() {
-            return Err(Error::Closed);
-        }
-        options.validate(label)?;
-        if let Some(id) = options.negotiated_id {
-            if self.channels.stream_in_use(id) {
-                return Err(Error::DuplicateChannelId(id));
-            }
-        }
-        if !self.channels.has_room() {
-            return Err(Error::TooManyChannels {
-                max: self.channels.max(),
-            });
-        }
-        // On a running association it opens at the next `poll()`.
-        Ok(self
-            .channels
-            .insert(ChannelEntry::new(label.to_owned(), &options)))
+        self.engine.create_data_channel(label, options)
     }
 
     /// The channel behind `id`, borrowing this connection; `None` for a handle this
     /// connection never gave, or for a channel that closed and was forgotten (see
     /// [`DataChannel`]).
     pub fn channel(&mut self, id: ChannelId) -> Option<DataChannel<'_>> {
-        self.channels.get(id)?;
-        Some(DataChannel { pc: self, id })
+        self.engine.channel(id)
     }
 
     /// The handles of every channel, in creation order.
     pub fn channel_ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.channels.ids()
+        self.engine.channel_ids()
     }
 
     /// How many channels exist: open, opening, closing, or closed and not yet forgotten.
     pub fn channel_count(&self) -> usize {
-        self.channels.len()
+        self.engine.channel_count()
     }
 
     /// Godot's `create_offer`: needs at least one data channel and a new connection. Starts
     /// gathering and queues [`Event::SessionDescriptionCreated`] with the offer, then the
     /// candidates.
     pub fn create_offer(&mut self) -> Result<()> {
-        if self.is_finished() {
-            return Err(Error::Closed);
-        }
-        if self.signaling != SignalingState::Stable || self.negotiated {
-            return Err(Error::InvalidState {
-                operation: "create_offer",
-                reason: "only one offer/answer exchange per connection is supported",
-            });
-        }
-        if !self.channels.any_waiting() {
-            return Err(Error::NoDataChannels);
-        }
+        self.engine.check_offer()?;
         self.bind_sockets()?;
         let now = Instant::now();
-        let sdp = self.write_description(Setup::ActPass, None);
-        self.negotiated = true;
-        self.awaiting_answer = true;
-        self.local_description = Some((SdpKind::Offer, sdp.clone()));
-        self.set_signaling(SignalingState::HaveLocalOffer);
-        self.events.push_back(Event::SessionDescriptionCreated {
-            kind: SdpKind::Offer,
-            sdp,
-        });
+        self.engine.create_offer(now)?;
         self.start_gathering(now);
         Ok(())
-    }
-
-    fn write_description(&self, setup: Setup, offer: Option<&RemoteDescription>) -> String {
-        let creds: &IceCreds = self.transport.local_credentials();
-        let local = LocalDescription {
-            session_id: self.session_id,
-            ice_ufrag: &creds.ufrag,
-            ice_pwd: &creds.pass,
-            fingerprint_sha256: self.transport.fingerprint(),
-            setup,
-            mid: &self.mid,
-            sctp_port: SCTP_PORT,
-            max_message_size: self.config.max_message_size as u64,
-            candidates: &[],
-            end_of_candidates: false,
-        };
-        match offer {
-            None => sdp::write_offer(&local),
-            Some(offer) => sdp::write_answer(&local, offer),
-        }
     }
 
     /// Godot's `set_local_description`. The description was already applied when it was
     /// created (as in Godot's native plugin), so this only checks that it is the one this
     /// peer created.
     pub fn set_local_description(&mut self, kind: SdpKind, sdp: &str) -> Result<()> {
-        match &self.local_description {
-            Some((k, s)) if *k == kind && s.trim_end() == sdp.trim_end() => Ok(()),
-            _ => Err(Error::LocalDescriptionMismatch),
-        }
+        self.engine.set_local_description(kind, sdp)
     }
 
     /// The description this peer created, if any.
     pub fn local_description(&self) -> Option<(SdpKind, &str)> {
-        self.local_description
-            .as_ref()
-            .map(|(k, s)| (*k, s.as_str()))
+        self.engine.local_description()
     }
 
     /// Godot's `set_remote_description`. A remote offer starts gathering and queues
@@ -548,96 +217,19 @@ impl PeerConnection {
     /// [`Error::InvalidState`] for an offer after the first exchange or an answer without an
     /// offer.
     pub fn set_remote_description(&mut self, kind: SdpKind, sdp: &str) -> Result<()> {
-        if self.is_finished() {
-            return Err(Error::Closed);
-        }
         let now = Instant::now();
+        if kind == SdpKind::Offer && self.engine.accepts_offer() {
+            // Sockets first: an offer that cannot be answered for want of them changes nothing.
+            self.bind_sockets()?;
+        }
+        let result = self.engine.set_remote_description(kind, sdp, now);
         match kind {
-            SdpKind::Offer => {
-                if self.signaling != SignalingState::Stable || self.negotiated {
-                    return Err(Error::InvalidState {
-                        operation: "set_remote_description(offer)",
-                        reason: "only one offer/answer exchange per connection is supported",
-                    });
-                }
-                let offer = sdp::parse(sdp, true).map_err(sdp_error)?;
-                self.bind_sockets()?;
-                // JSEP: the answerer takes the DTLS role the offer leaves open (the client,
-                // as browsers do) and is the controlled ICE agent.
-                let (setup, dtls_client) = match offer.setup {
-                    Setup::Active => (Setup::Passive, false),
-                    Setup::Passive | Setup::ActPass => (Setup::Active, true),
-                };
-                self.mid = offer.mid.clone();
-                let answer = self.write_description(setup, Some(&offer));
-                self.apply_remote(&offer, false, dtls_client, now)?;
-                self.negotiated = true;
-                self.local_description = Some((SdpKind::Answer, answer.clone()));
-                self.set_signaling(SignalingState::HaveRemoteOffer);
-                self.events.push_back(Event::SessionDescriptionCreated {
-                    kind: SdpKind::Answer,
-                    sdp: answer,
-                });
-                self.set_signaling(SignalingState::Stable);
-                self.start_negotiation(now);
-                self.start_gathering(now);
-                Ok(())
-            }
-            SdpKind::Answer => {
-                if self.signaling != SignalingState::HaveLocalOffer || !self.awaiting_answer {
-                    return Err(Error::InvalidState {
-                        operation: "set_remote_description(answer)",
-                        reason: "no local offer is waiting for an answer",
-                    });
-                }
-                let answer = sdp::parse(sdp, false).map_err(sdp_error)?;
-                // The answer says which DTLS role it took; ours is the other one.
-                let dtls_client = answer.setup == Setup::Passive;
-                if let Err(e) = self.apply_remote(&answer, true, dtls_client, now) {
-                    self.fail();
-                    return Err(e);
-                }
-                self.awaiting_answer = false;
-                self.set_signaling(SignalingState::Stable);
-                self.start_negotiation(now);
-                while let Some((source, destination, data)) = self.early_datagrams.pop_front() {
-                    self.feed(source, destination, &data, now);
-                }
-                self.drain_output(now);
-                Ok(())
-            }
+            SdpKind::Offer if result.is_ok() => self.start_gathering(now),
+            // The answer lets the datagrams kept for it through: send what they caused.
+            _ => self.flush(),
         }
-    }
-
-    /// Starts the transport with a remote description and adds the candidates it carries.
-    fn apply_remote(
-        &mut self,
-        remote: &RemoteDescription,
-        offerer: bool,
-        dtls_client: bool,
-        now: Instant,
-    ) -> Result<()> {
-        self.transport.start(
-            RemoteParams {
-                creds: IceCreds {
-                    ufrag: remote.ice_ufrag.clone(),
-                    pass: remote.ice_pwd.clone(),
-                },
-                fingerprint: remote.fingerprint.bytes.clone(),
-                // The offerer controls, unless the other side is a full agent facing our
-                // lite one (never: we are full) or is lite itself (then we must control).
-                controlling: offerer || remote.ice_lite,
-                dtls_client,
-            },
-            now,
-        )?;
-        self.remote_max_message_size = remote_max_message_size(remote.max_message_size);
-        for line in &remote.candidates {
-            if let Ok(Some(candidate)) = parse_candidate(line) {
-                self.transport.add_remote_candidate(candidate);
-            }
-        }
-        Ok(())
+        self.end_if_finished(now);
+        result
     }
 
     /// Godot's `add_ice_candidate`. The candidate line is accepted with or without the `a=`
@@ -648,36 +240,21 @@ impl PeerConnection {
     /// host name gives [`Error::UnsupportedCandidate`], anything malformed
     /// [`Error::InvalidCandidate`].
     pub fn add_ice_candidate(&mut self, mid: &str, index: u32, candidate: &str) -> Result<()> {
-        let _ = (mid, index);
-        if self.is_finished() {
-            return Err(Error::Closed);
-        }
-        let Some(candidate) = parse_candidate(candidate)? else {
-            return Ok(());
-        };
-        self.transport.add_remote_candidate(candidate);
-        Ok(())
+        self.engine.add_ice_candidate(mid, index, candidate)
     }
 
     /// Godot's `close()`: closes every channel and the connection, telling the remote peer
     /// (SCTP shutdown, DTLS close_notify), and releases the sockets. Final: start over with
     /// [`initialize`](Self::initialize).
     pub fn close(&mut self) {
-        if self.state == ConnectionState::Closed {
+        if self.engine.connection_state() == ConnectionState::Closed {
             return;
         }
         let now = Instant::now();
-        if self.transport.is_alive() {
-            self.transport.close(now);
-            self.send_datagrams();
-        }
-        self.transport.disconnect();
-        self.close_sources(now);
-        self.close_all_channels();
-        self.set_signaling(SignalingState::Closed);
-        self.set_state(ConnectionState::Closed);
+        self.engine.close(now);
+        self.flush();
+        self.end_if_finished(now);
         self.sockets = Sockets::empty();
-        self.awaiting_answer = false;
     }
 
     /// Godot's `poll()`: reads every socket without blocking, feeds the engine, runs the
@@ -687,79 +264,42 @@ impl PeerConnection {
         self.poll_at(Instant::now());
     }
 
-    fn poll_at(&mut self, now: Instant) {
-        if self.is_finished() {
+    /// [`poll`](Self::poll) with the caller's clock: every timer of the connection runs on
+    /// the `now` given here (and on the calls' own reading of the clock for signaling).
+    pub fn poll_at(&mut self, now: Instant) {
+        if self.engine.is_finished() {
             return;
         }
-        self.channels.sweep();
         self.read_sockets(now);
         self.run_sources(now);
-        self.transport.handle_timeout(now);
-        self.drain_output(now);
-        self.check_timers(now);
-    }
-
-    fn is_finished(&self) -> bool {
-        matches!(
-            self.state,
-            ConnectionState::Closed | ConnectionState::Failed
-        )
-    }
-
-    fn set_state(&mut self, state: ConnectionState) {
-        if self.state != state {
-            self.state = state;
-            self.events.push_back(Event::ConnectionStateChanged(state));
-        }
-    }
-
-    fn set_signaling(&mut self, state: SignalingState) {
-        if self.signaling != state {
-            self.signaling = state;
-            self.events.push_back(Event::SignalingStateChanged(state));
-        }
-    }
-
-    fn set_gathering(&mut self, state: GatheringState) {
-        if self.gathering != state {
-            self.gathering = state;
-            self.events.push_back(Event::GatheringStateChanged(state));
-        }
-    }
-
-    fn start_negotiation(&mut self, now: Instant) {
-        self.negotiated_at = Some(now);
-        if self.state == ConnectionState::New {
-            self.set_state(ConnectionState::Connecting);
-        }
+        self.engine.handle_timeout(now);
+        self.flush();
+        self.end_if_finished(now);
     }
 
     fn bind_sockets(&mut self) -> Result<()> {
         if self.sockets.len() == 0 {
-            self.sockets = Sockets::bind(&self.config)?;
+            self.sockets = Sockets::bind(self.engine.config())?;
         }
         Ok(())
     }
 
     /// Announces the host candidates and starts the other sources.
     fn start_gathering(&mut self, now: Instant) {
-        if self.gathering != GatheringState::New {
+        if self.engine.gathering_state() != GatheringState::New {
             return;
         }
-        self.set_gathering(GatheringState::Gathering);
+        self.engine.set_gathering_state(GatheringState::Gathering);
         let addresses = self.sockets.addresses();
         // Relay only: the host sockets are the TURN clients' bases, never candidates.
-        let hosts = if self.config.relay_only {
-            &[][..]
-        } else {
-            &addresses[..]
-        };
-        for address in hosts {
-            self.announce(LocalCandidate {
-                kind: CandidateKind::Host,
-                address: *address,
-                base: *address,
-            });
+        if !self.engine.config().relay_only {
+            for address in &addresses {
+                self.engine.add_local_candidate(LocalCandidate {
+                    kind: CandidateKind::Host,
+                    address: *address,
+                    base: *address,
+                });
+            }
         }
         for source in &mut self.sources {
             source.start(&addresses, now);
@@ -767,36 +307,10 @@ impl PeerConnection {
         self.run_sources(now);
     }
 
-    fn announce(&mut self, local: LocalCandidate) {
-        let candidate = match local.kind {
-            CandidateKind::Host => Candidate::host(local.address, "udp"),
-            CandidateKind::ServerReflexive => {
-                Candidate::server_reflexive(local.address, local.base, "udp")
-            }
-            CandidateKind::Relayed => Candidate::relayed(local.address, local.base, "udp"),
-        };
-        let Ok(candidate) = candidate else {
-            return;
-        };
-        if let Some(added) = self.transport.add_local_candidate(candidate) {
-            let mut line = added.to_sdp_string();
-            if local.kind == CandidateKind::ServerReflexive {
-                // The engine writes 0.0.0.0; the base is no secret next to the host candidate
-                // (and a srflx candidate is never announced without it).
-                line = with_related_address(&line, local.base);
-            }
-            self.events.push_back(Event::IceCandidateCreated {
-                mid: self.mid.clone(),
-                index: 0,
-                candidate: line,
-            });
-        }
-    }
-
     /// Drives the candidate sources. They keep running after gathering completes: a TURN
     /// source refreshes its allocation and relays data for the connection's lifetime.
     fn run_sources(&mut self, now: Instant) {
-        if self.gathering == GatheringState::New {
+        if self.engine.gathering_state() == GatheringState::New {
             return;
         }
         let mut found = Vec::new();
@@ -806,17 +320,18 @@ impl PeerConnection {
                 found.push(c);
             }
             while let Some(e) = source.poll_error() {
-                self.events.push_back(Event::IceCandidateError(e));
+                self.engine.report_candidate_error(e);
             }
         }
         self.send_source_transmits();
+        let relay_only = self.engine.config().relay_only;
         for c in found {
-            if !self.config.relay_only || c.kind == CandidateKind::Relayed {
-                self.announce(c);
+            if !relay_only || c.kind == CandidateKind::Relayed {
+                self.engine.add_local_candidate(c);
             }
         }
         if self.sources.iter().all(|s| s.is_complete()) {
-            self.set_gathering(GatheringState::Complete);
+            self.engine.set_gathering_state(GatheringState::Complete);
         }
     }
 
@@ -826,54 +341,39 @@ impl PeerConnection {
         for source in &mut self.sources {
             while let Some(t) = source.poll_transmit() {
                 if self.sockets.send(t.local, t.destination, &t.contents) {
-                    self.stats.packets_sent += 1;
-                    self.stats.bytes_sent += t.contents.len() as u64;
+                    self.source_packets += 1;
+                    self.source_bytes += t.contents.len() as u64;
                 }
             }
         }
     }
 
-    /// Lets the sources release what servers hold for them (TURN allocations), with one last
-    /// round of transmits.
-    fn close_sources(&mut self, now: Instant) {
-        for source in &mut self.sources {
-            source.close(now);
+    /// Once the engine is finished (closed or failed): lets the sources release what servers
+    /// hold for them (TURN allocations), with one last round of transmits.
+    fn end_if_finished(&mut self, now: Instant) {
+        if self.engine.is_finished() && !self.sources_closed {
+            self.sources_closed = true;
+            for source in &mut self.sources {
+                source.close(now);
+            }
+            self.send_source_transmits();
         }
-        self.send_source_transmits();
-    }
-
-    /// Whether some channel holds more received bytes than allowed: reading then waits, so
-    /// the kernel buffer and then the sender's SCTP window take the back pressure.
-    fn inbound_full(&self) -> bool {
-        self.channels.any_full()
     }
 
     fn read_sockets(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.buf);
-        // The transport is drained (events, channels, everything it sends) once per batch of
-        // datagrams, not once per datagram; only SACKs leave as soon as they are due. The
-        // inbound limit is checked per batch too, so a channel can go over it by at most one
-        // batch.
-        let mut undrained = 0;
+        // The engine drains its output once per batch of datagrams, not once per datagram;
+        // only SACKs are queued as soon as they are due, and sent here at once. The inbound
+        // limit is checked per datagram.
         'sockets: for index in 0..self.sockets.len() {
             for _ in 0..MAX_DATAGRAMS_PER_POLL {
-                if undrained >= DRAIN_EVERY {
-                    self.drain_output(now);
-                    undrained = 0;
-                }
-                if undrained == 0 && self.inbound_full() {
+                if !self.engine.wants_input() {
                     break 'sockets;
                 }
                 match self.sockets.recv(index, &mut buf) {
                     Ok(Some((local, n, from))) => {
                         self.handle_datagram(local, from, &buf[..n], now);
-                        undrained += 1;
-                        if self.transport.sack_due() {
-                            // Acknowledge as often as RFC 9260 says, not once per batch: a
-                            // lost SACK must not be the only one the peer would get.
-                            self.transport.send_acks(now);
-                            self.send_datagrams();
-                        }
+                        self.flush();
                     }
                     Ok(None) | Err(_) => break,
                 }
@@ -901,74 +401,24 @@ impl PeerConnection {
         }
         match delivered {
             Some((source, destination, contents)) => {
-                self.feed(source, destination, &contents, now);
+                self.engine
+                    .handle_datagram(source, destination, &contents, now);
             }
-            None => self.feed(from, local, data, now),
+            None => self.engine.handle_datagram(from, local, data, now),
         }
     }
 
-    fn feed(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8], now: Instant) {
-        if !self.transport.is_alive() {
-            return;
-        }
-        if self.awaiting_answer {
-            // Our offer is out, its answer not applied yet: keep what the answerer sends
-            // (ICE checks, the DTLS ClientHello) for then, instead of making it retransmit.
-            if self.early_datagrams.len() < MAX_EARLY_DATAGRAMS && data.len() <= 2048 {
-                self.early_datagrams
-                    .push_back((source, destination, data.to_vec()));
-            } else {
-                self.stats.packets_discarded += 1;
-            }
-            return;
-        }
-        if self
-            .transport
-            .handle_datagram(source, destination, data, now)
-        {
-            self.stats.packets_received += 1;
-            self.stats.bytes_received += data.len() as u64;
-            self.last_received = Some(now);
-        } else {
-            self.stats.packets_discarded += 1;
-        }
-    }
-
-    /// Lets the transport send, handles what it reports, opens waiting channels and sends
-    /// what that queued.
-    fn drain_output(&mut self, now: Instant) {
-        self.transport.drive(now);
-        while let Some(event) = self.transport.poll_event() {
-            self.handle_transport_event(event, now);
-        }
-        if self.established {
-            self.open_waiting_channels(now);
-            let held = self.channels.held_bytes();
-            if held != self.held_reported {
-                self.held_reported = held;
-                if let Some(sctp) = self.transport.sctp() {
-                    sctp.set_held_bytes(held);
-                }
-            }
-            self.transport.drive(now);
-        }
-        self.send_datagrams();
-        self.send_source_transmits();
-    }
-
-    /// Sends the transport's datagrams, through a TURN relay where the path is relayed, less
-    /// those a source drops (a test impairment).
-    fn send_datagrams(&mut self) {
-        while let Some(t) = self.transport.poll_transmit() {
+    /// Sends the engine's datagrams, through a TURN relay where the path is relayed, less
+    /// those a source drops (a test impairment), then what the sources queued.
+    fn flush(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
             if self
                 .sources
                 .iter_mut()
                 .any(|s| s.drop_transmit(t.source, t.destination, &t.contents))
             {
                 // Lost on the path, as far as this side can tell.
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += t.contents.len() as u64;
-                self.transport.recycle(t.contents);
+                self.engine.recycle(t.contents);
                 continue;
             }
             let mut wrapped = None;
@@ -978,664 +428,28 @@ impl PeerConnection {
                     break;
                 }
             }
-            let sent = match &wrapped {
+            match &wrapped {
                 Some(w) => self.sockets.send(w.local, w.destination, &w.contents),
                 None => self.sockets.send(t.source, t.destination, &t.contents),
             };
-            if sent {
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += t.contents.len() as u64;
-            }
-            self.transport.recycle(t.contents);
+            self.engine.recycle(t.contents);
         }
-    }
-
-    fn handle_transport_event(&mut self, event: TransportEvent, now: Instant) {
-        match event {
-            TransportEvent::Secure => {
-                self.dtls_connected = true;
-                self.last_received = Some(now);
-                if !self.is_finished() {
-                    self.set_state(ConnectionState::Connected);
-                }
-            }
-            TransportEvent::Ice(ice) => match ice {
-                IceConnectionState::Checking if self.state == ConnectionState::New => {
-                    self.set_state(ConnectionState::Connecting);
-                }
-                IceConnectionState::Disconnected => self.ice_disconnected = true,
-                IceConnectionState::Connected | IceConnectionState::Completed => {
-                    self.ice_disconnected = false;
-                }
-                _ => {}
-            },
-            TransportEvent::Sctp(event) => self.handle_sctp_event(event, now),
-            TransportEvent::Failed(reason) => {
-                tracing::debug!("peer connection failed: {reason}");
-                self.fail();
-            }
-            TransportEvent::Closed => self.remote_closed(),
-        }
-    }
-
-    fn remote_closed(&mut self) {
-        self.transport.disconnect();
-        self.close_all_channels();
-        self.set_signaling(SignalingState::Closed);
-        self.set_state(ConnectionState::Closed);
-    }
-
-    fn handle_sctp_event(&mut self, event: SctpEvent, now: Instant) {
-        match event {
-            SctpEvent::Established => {
-                self.established = true;
-                self.open_waiting_channels(now);
-            }
-            SctpEvent::Message { stream, ppid, data } => {
-                self.handle_message(stream, ppid, data, now);
-            }
-            SctpEvent::IncomingStreamsReset(mut streams) => {
-                if streams.is_empty() {
-                    // Every stream.
-                    streams = self.channels.busy_streams();
-                }
-                let mut reset = Vec::new();
-                for stream in streams {
-                    let Some(id) = self.channels.on_stream(stream) else {
-                        continue;
-                    };
-                    let state = match self.channels.get(id).map(|c| c.state) {
-                        // RFC 8831 §6.7: the remote peer closed; close our side too.
-                        Some(ChannelState::Open { .. }) => {
-                            reset.push(stream);
-                            ChannelState::Closing {
-                                incoming_reset: true,
-                                outgoing_reset: false,
-                            }
-                        }
-                        Some(ChannelState::Closing { outgoing_reset, .. }) => {
-                            ChannelState::Closing {
-                                incoming_reset: true,
-                                outgoing_reset,
-                            }
-                        }
-                        _ => continue,
-                    };
-                    self.set_channel_state(id, state);
-                    self.settle_close(id);
-                }
-                if !reset.is_empty() {
-                    if let Some(sctp) = self.transport.sctp() {
-                        sctp.reset_streams(&reset);
-                    }
-                }
-            }
-            SctpEvent::OutgoingStreamsReset(streams) => {
-                for stream in streams {
-                    let Some(id) = self.channels.on_stream(stream) else {
-                        continue;
-                    };
-                    if let Some(ChannelState::Closing { incoming_reset, .. }) =
-                        self.channels.get(id).map(|c| c.state)
-                    {
-                        let state = ChannelState::Closing {
-                            incoming_reset,
-                            outgoing_reset: true,
-                        };
-                        self.set_channel_state(id, state);
-                        self.settle_close(id);
-                    }
-                }
-            }
-            SctpEvent::OutgoingStreamsResetFailed(streams) => {
-                // The peer cannot reset them: the channels are over for us, but their streams
-                // stay taken (their sequence numbers were not reset).
-                for stream in streams {
-                    if let Some(id) = self.channels.on_stream(stream) {
-                        self.mark_channel_closed(id);
-                    }
-                }
-            }
-            SctpEvent::Closed { error } => {
-                tracing::debug!("SCTP association closed: {error:?}");
-                self.remote_closed();
-            }
-        }
-    }
-
-    /// Marks a channel closed once its stream is reset both ways (or, when the remote peer
-    /// closed it, once our side is reset too).
-    fn settle_close(&mut self, id: ChannelId) {
-        if let Some(ChannelState::Closing {
-            incoming_reset: true,
-            outgoing_reset: true,
-        }) = self.channels.get(id).map(|c| c.state)
-        {
-            self.set_channel_state(
-                id,
-                ChannelState::Closed {
-                    stream_taken: false,
-                },
-            );
-            self.events.push_back(Event::DataChannelClosed(id));
-        }
-    }
-
-    /// Sets a channel's state in the table; a channel closing while the connection lives is
-    /// forgotten once drained.
-    fn set_channel_state(&mut self, id: ChannelId, state: ChannelState) {
-        let live = !self.is_finished();
-        self.channels.set_state(id, state, live);
-    }
-
-    fn handle_message(&mut self, stream: u16, ppid: u32, data: Vec<u8>, now: Instant) {
-        if ppid == dcep::PPID_DCEP {
-            match dcep::parse(&data) {
-                Ok(dcep::Message::Open(open)) => self.remote_opened(stream, &open, now),
-                Ok(dcep::Message::Ack) => {
-                    if let Some(id) = self.channels.on_stream(stream) {
-                        self.acknowledged(id);
-                    }
-                }
-                Err(e) => tracing::debug!("DCEP message on stream {stream} refused: {e}"),
-            }
-            return;
-        }
-        let Some((binary, empty)) = dcep::message_kind(ppid) else {
-            tracing::debug!("message with unknown PPID {ppid} on stream {stream} dropped");
-            return;
-        };
-        let Some(id) = self.channels.on_stream(stream) else {
-            tracing::debug!("message on stream {stream} without a channel dropped");
-            return;
-        };
-        // Any message from the other side acknowledges the channel (RFC 8832 §6).
-        self.acknowledged(id);
-        if matches!(
-            self.channels.get(id).map(|c| c.state),
-            Some(ChannelState::Closed { .. })
-        ) {
-            return;
-        }
-        let data = if empty { Vec::new() } else { data };
-        self.channels.push_inbound(id, data, binary);
-    }
-
-    /// The remote peer acknowledged an in-band channel: it may send unordered now.
-    fn acknowledged(&mut self, id: ChannelId) {
-        if let Some(ChannelState::Open { awaiting_ack: true }) =
-            self.channels.get(id).map(|c| c.state)
-        {
-            self.set_channel_state(
-                id,
-                ChannelState::Open {
-                    awaiting_ack: false,
-                },
-            );
-        }
-    }
-
-    /// A DATA_CHANNEL_OPEN from the remote peer: a new channel, acknowledged at once.
-    fn remote_opened(&mut self, stream: u16, open: &dcep::Open, now: Instant) {
-        if self.channels.stream_in_use(stream) {
-            tracing::debug!("DATA_CHANNEL_OPEN on stream {stream}, which is in use: ignored");
-            return;
-        }
-        if !self.channels.has_room() {
-            // Refused the way a closed channel ends: by resetting the stream, which the
-            // remote peer answers by closing its side.
-            tracing::debug!(
-                "DATA_CHANNEL_OPEN on stream {stream} refused: {} channels exist already",
-                self.channels.len()
-            );
-            if let Some(sctp) = self.transport.sctp() {
-                sctp.reset_streams(&[stream]);
-            }
-            return;
-        }
-        if let Err(e) = self.send_dcep(stream, &dcep::encode_ack(), now) {
-            tracing::debug!("DATA_CHANNEL_ACK on stream {stream} not queued: {e}");
-        }
-        let handle = self
-            .channels
-            .insert(ChannelEntry::from_remote(open, stream));
-        self.events.push_back(Event::DataChannelReceived(handle));
-        self.events.push_back(Event::DataChannelOpen(handle));
-    }
-
-    /// Queues a DCEP message on `stream`: ordered and reliable whatever the channel is (RFC
-    /// 8832 §6).
-    fn send_dcep(
-        &mut self,
-        stream: u16,
-        message: &[u8],
-        now: Instant,
-    ) -> std::result::Result<(), SendError> {
-        let Some(sctp) = self.transport.sctp() else {
-            return Err(SendError::NotOpen);
-        };
-        sctp.send(
-            stream,
-            dcep::PPID_DCEP,
-            true,
-            Reliability::Reliable,
-            message,
-            now,
-        )
-    }
-
-    /// Opens the channels still waiting on a running association: negotiated ones at once,
-    /// in-band ones with a DATA_CHANNEL_OPEN on a stream of our parity (RFC 8832 §6: the DTLS
-    /// client takes even ids, the server odd ones).
-    fn open_waiting_channels(&mut self, now: Instant) {
-        if !self.channels.any_waiting() {
-            return;
-        }
-        let client = self.transport.is_dtls_client();
-        // In-band channels take the lowest free stream of our parity; the search goes on
-        // from the last one taken in this pass.
-        let mut candidate: u32 = if client { 0 } else { 1 };
-        for id in self.channels.waiting() {
-            let Some(entry) = self.channels.get(id) else {
-                continue;
-            };
-            let (negotiated_stream, in_band) = (entry.stream_id, entry.negotiated.is_none());
-            let stream = match negotiated_stream {
-                Some(stream) => stream,
-                None => {
-                    while candidate <= u32::from(u16::MAX - 1)
-                        && self.channels.stream_in_use(candidate as u16)
-                    {
-                        candidate += 2;
-                    }
-                    if candidate > u32::from(u16::MAX - 1) {
-                        tracing::debug!("no free stream for a channel");
-                        self.mark_channel_closed(id);
-                        continue;
-                    }
-                    candidate as u16
-                }
-            };
-            if in_band {
-                let open = self.channels.get(id).map(|c| c.dcep_open().encode());
-                match self.send_dcep(stream, &open.unwrap_or_default(), now) {
-                    Ok(()) => {}
-                    // No room now: try again at the next poll.
-                    Err(SendError::BufferFull) => return,
-                    Err(e) => {
-                        tracing::debug!("channel on stream {stream} cannot open: {e}");
-                        self.mark_channel_closed(id);
-                        continue;
-                    }
-                }
-                self.channels.assign_stream(id, stream);
-            }
-            self.set_channel_state(
-                id,
-                ChannelState::Open {
-                    awaiting_ack: in_band,
-                },
-            );
-            self.events.push_back(Event::DataChannelOpen(id));
-        }
-    }
-
-    /// Closes a channel at once (no stream reset under way, or none possible any more).
-    fn mark_channel_closed(&mut self, id: ChannelId) {
-        let Some(state) = self.channels.get(id).map(|c| c.state) else {
-            return;
-        };
-        if !matches!(state, ChannelState::Closed { .. }) {
-            let stream_taken = state.stream_busy();
-            self.set_channel_state(id, ChannelState::Closed { stream_taken });
-            self.events.push_back(Event::DataChannelClosed(id));
-        }
-    }
-
-    fn close_all_channels(&mut self) {
-        for id in self.channels.ids().collect::<Vec<_>>() {
-            self.mark_channel_closed(id);
-        }
-    }
-
-    pub(crate) fn close_channel(&mut self, id: ChannelId) {
-        let Some(entry) = self.channels.get(id) else {
-            return;
-        };
-        match entry.state {
-            ChannelState::Closed { .. } | ChannelState::Closing { .. } => {}
-            ChannelState::Open { .. } if self.transport.is_alive() => {
-                let stream = entry.stream_id.expect("an open channel has a stream");
-                self.set_channel_state(
-                    id,
-                    ChannelState::Closing {
-                        incoming_reset: false,
-                        outgoing_reset: false,
-                    },
-                );
-                if let Some(sctp) = self.transport.sctp() {
-                    sctp.reset_streams(&[stream]);
-                }
-            }
-            // Never opened on the wire: nothing to tell the remote peer.
-            _ => self.mark_channel_closed(id),
-        }
-    }
-
-    fn fail(&mut self) {
-        if self.is_finished() {
-            return;
-        }
-        self.transport.disconnect();
-        self.close_sources(Instant::now());
-        self.close_all_channels();
-        self.set_state(ConnectionState::Failed);
-    }
-
-    fn check_timers(&mut self, now: Instant) {
-        if self.is_finished() {
-            return;
-        }
-        if !self.transport.is_alive() {
-            self.fail();
-            return;
-        }
-        match self.state {
-            ConnectionState::New | ConnectionState::Connecting => {
-                if let Some(at) = self.negotiated_at {
-                    if now.saturating_duration_since(at) >= self.config.connect_timeout {
-                        self.fail();
-                    }
-                }
-            }
-            ConnectionState::Connected | ConnectionState::Disconnected => {
-                let last = self.last_received.unwrap_or(now);
-                let silence = now.saturating_duration_since(last);
-                let lost = self.ice_disconnected || silence >= self.config.ice_disconnected_timeout;
-                if lost {
-                    let since = *self.disconnected_since.get_or_insert_with(|| {
-                        if self.ice_disconnected {
-                            now
-                        } else {
-                            last + self.config.ice_disconnected_timeout
-                        }
-                    });
-                    let grace =
-                        self.config.ice_failed_timeout - self.config.ice_disconnected_timeout;
-                    if now.saturating_duration_since(since) >= grace {
-                        self.fail();
-                    } else {
-                        self.set_state(ConnectionState::Disconnected);
-                    }
-                } else {
-                    self.disconnected_since = None;
-                    if self.dtls_connected {
-                        self.set_state(ConnectionState::Connected);
-                    }
-                }
-            }
-            ConnectionState::Failed | ConnectionState::Closed => {}
-        }
+        self.send_source_transmits();
     }
 }
 
 impl Drop for PeerConnection {
     fn drop(&mut self) {
         // Tell the remote peer, as `close()` does, so it does not wait for a timeout.
-        if !self.is_finished() && self.transport.is_alive() {
-            self.transport.close(Instant::now());
-            self.send_datagrams();
-        }
-        self.close_sources(Instant::now());
-    }
-}
-
-/// A candidate line with its `raddr`/`rport` set to `related`.
-fn with_related_address(line: &str, related: SocketAddr) -> String {
-    let mut fields: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-    for i in 0..fields.len().saturating_sub(1) {
-        match fields[i].as_str() {
-            "raddr" => fields[i + 1] = related.ip().to_string(),
-            "rport" => fields[i + 1] = related.port().to_string(),
-            _ => {}
-        }
-    }
-    fields.join(" ")
-}
-
-/// The error of a remote description that does not parse, or cannot be used.
-fn sdp_error(e: SdpError) -> Error {
-    match e {
-        SdpError::Malformed(m) => Error::InvalidSdp(m),
-        SdpError::Unusable(m) => Error::SdpRejected(m),
-    }
-}
-
-/// The remote `a=max-message-size`: absent means 64 KiB (RFC 8841 §6), 0 means no limit.
-fn remote_max_message_size(value: Option<u64>) -> usize {
-    match value {
-        None => DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
-        Some(0) => usize::MAX,
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    }
-}
-
-/// Parses a trickled candidate line. `Ok(None)`: nothing to add (end of candidates, or a TCP
-/// candidate).
-pub(crate) fn parse_candidate(line: &str) -> Result<Option<Candidate>> {
-    let line = line.trim();
-    let line = line.strip_prefix("a=").unwrap_or(line);
-    if line.is_empty() {
-        return Ok(None);
-    }
-    let body = line.strip_prefix("candidate:").unwrap_or(line);
-    let fields: Vec<&str> = body.split_whitespace().collect();
-    if fields.len() < 8 {
-        return Err(Error::InvalidCandidate(format!("{line:?}: too few fields")));
-    }
-    if fields[2].eq_ignore_ascii_case("tcp") {
-        return Ok(None);
-    }
-    if fields[4].parse::<std::net::IpAddr>().is_err() {
-        if fields[4].ends_with(".local") {
-            return Err(Error::UnsupportedCandidate(format!(
-                "{}: mDNS host names cannot be resolved",
-                fields[4]
-            )));
-        }
-        return Err(Error::InvalidCandidate(format!(
-            "{line:?}: the address is not an IP literal"
-        )));
-    }
-    let normalized = format!("candidate:{body}");
-    Candidate::from_sdp_string(&normalized)
-        .map(Some)
-        .map_err(|e| Error::InvalidCandidate(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LINE: &str = "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host";
-
-    #[test]
-    fn candidate_accepted_with_or_without_prefixes() {
-        for line in [
-            LINE.to_owned(),
-            format!("a={LINE}"),
-            LINE.trim_start_matches("candidate:").to_owned(),
-            format!("  {LINE}\r\n"),
-        ] {
-            let c = parse_candidate(&line).unwrap().unwrap();
-            assert_eq!(c.addr(), "127.0.0.1:50000".parse().unwrap(), "{line}");
-        }
-    }
-
-    #[test]
-    fn empty_candidate_means_end_of_candidates() {
-        assert!(parse_candidate("").unwrap().is_none());
-        assert!(parse_candidate("a=").unwrap().is_none());
-    }
-
-    #[test]
-    fn tcp_candidate_is_ignored() {
-        let line = "candidate:2 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active";
-        assert!(parse_candidate(line).unwrap().is_none());
-    }
-
-    #[test]
-    fn mdns_candidate_is_unsupported() {
-        let line = "candidate:1 1 udp 2130706431 0b1c2d3e-aaaa.local 50000 typ host";
-        assert!(matches!(
-            parse_candidate(line),
-            Err(Error::UnsupportedCandidate(_))
-        ));
-    }
-
-    #[test]
-    fn malformed_candidates_are_errors() {
-        for line in [
-            "candidate:",
-            "candidate:1 1 udp",
-            "candidate:x y udp 1 127.0.0.1 5 typ host",
-            "candidate:1 1 udp 1 127.0.0.1 99999 typ host",
-            "candidate:1 1 udp 1 not-an-ip 5 typ host",
-            "candidate:1 1 udp 1 127.0.0.1 5 typ nonsense",
-            "\u{0}\u{1}\u{2}",
-        ] {
-            assert!(
-                matches!(parse_candidate(line), Err(Error::InvalidCandidate(_))),
-                "{line:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn sdp_kind_parses_godot_strings() {
-        assert_eq!("offer".parse::<SdpKind>().unwrap(), SdpKind::Offer);
-        assert_eq!("answer".parse::<SdpKind>().unwrap(), SdpKind::Answer);
-        assert!(matches!(
-            "pranswer".parse::<SdpKind>(),
-            Err(Error::UnsupportedSdpKind(_))
-        ));
-    }
-
-    #[test]
-    fn godot_state_values() {
-        assert_eq!(ConnectionState::New.godot_value(), 0);
-        assert_eq!(ConnectionState::Closed.godot_value(), 5);
-        assert_eq!(GatheringState::Complete.godot_value(), 2);
-        assert_eq!(SignalingState::HaveRemoteOffer.godot_value(), 2);
-        assert_eq!(SignalingState::Closed.godot_value(), 5);
-    }
-
-    #[test]
-    fn remote_max_message_size_defaults_to_64_kib() {
-        assert_eq!(remote_max_message_size(None), 65536);
-        assert_eq!(remote_max_message_size(Some(262144)), 262144);
-        assert_eq!(remote_max_message_size(Some(0)), usize::MAX);
-    }
-
-    #[test]
-    fn malformed_remote_descriptions_are_typed_errors() {
-        let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-        for sdp in ["", "garbage", "v=0\r\nm=nonsense\r\n", "v=0\r\n\u{0}"] {
-            let err = pc.set_remote_description(SdpKind::Offer, sdp).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidSdp(_) | Error::SdpRejected(_)),
-                "{sdp:?}: {err}"
-            );
-        }
-        let err = pc
-            .set_remote_description(SdpKind::Answer, "v=0\r\n")
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidState { .. }));
-        // Nothing broke: the connection is still new.
-        assert_eq!(pc.connection_state(), ConnectionState::New);
-        assert_eq!(pc.signaling_state(), SignalingState::Stable);
-    }
-
-    #[test]
-    fn create_offer_needs_a_channel() {
-        let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-        assert!(matches!(pc.create_offer(), Err(Error::NoDataChannels)));
-    }
-
-    #[test]
-    fn duplicate_negotiated_id_is_an_error_not_a_panic() {
-        let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-        pc.create_data_channel("a", DataChannelOptions::negotiated(1))
-            .unwrap();
-        assert!(matches!(
-            pc.create_data_channel("b", DataChannelOptions::negotiated(1)),
-            Err(Error::DuplicateChannelId(1))
-        ));
-        pc.create_offer().unwrap();
-        // After the offer the channels live in the engine, which would panic on a duplicate.
-        assert!(matches!(
-            pc.create_data_channel("c", DataChannelOptions::negotiated(1)),
-            Err(Error::DuplicateChannelId(1))
-        ));
-        pc.create_data_channel("d", DataChannelOptions::negotiated(2))
-            .unwrap();
-    }
-
-    #[test]
-    fn offer_events_come_in_godot_order() {
-        let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-        pc.create_data_channel("chat", DataChannelOptions::negotiated(1))
-            .unwrap();
-        pc.create_offer().unwrap();
-        let events: Vec<Event> = std::iter::from_fn(|| pc.poll_event()).collect();
-        assert!(matches!(
-            events[0],
-            Event::SignalingStateChanged(SignalingState::HaveLocalOffer)
-        ));
-        let Event::SessionDescriptionCreated { kind, sdp } = &events[1] else {
-            panic!("{events:?}");
-        };
-        assert_eq!(*kind, SdpKind::Offer);
-        pc.set_local_description(SdpKind::Offer, sdp).unwrap();
-        assert!(pc.set_local_description(SdpKind::Answer, sdp).is_err());
-        assert!(pc.set_local_description(SdpKind::Offer, "v=0").is_err());
-        assert!(events.contains(&Event::GatheringStateChanged(GatheringState::Complete)));
-        let candidates = events
-            .iter()
-            .filter(|e| matches!(e, Event::IceCandidateCreated { .. }))
-            .count();
-        assert_eq!(candidates, 1);
-        assert!(matches!(pc.create_offer(), Err(Error::InvalidState { .. })));
-    }
-
-    #[test]
-    fn garbage_candidates_and_descriptions_never_panic() {
-        // A small deterministic fuzz: mutated real inputs.
-        let mut pc = PeerConnection::new(PeerConfig::loopback()).unwrap();
-        pc.create_data_channel("chat", DataChannelOptions::negotiated(1))
-            .unwrap();
-        pc.create_offer().unwrap();
-        let sdp = pc.local_description().unwrap().1.to_owned();
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..300 {
-            let mut bytes = sdp.clone().into_bytes();
-            for _ in 0..(next() % 8 + 1) {
-                let i = (next() as usize) % bytes.len();
-                bytes[i] = (next() % 128) as u8;
+        let now = Instant::now();
+        self.engine.shut_down(now);
+        self.flush();
+        if !self.sources_closed {
+            self.sources_closed = true;
+            for source in &mut self.sources {
+                source.close(now);
             }
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let mut other = PeerConnection::new(PeerConfig::loopback()).unwrap();
-            let _ = other.set_remote_description(SdpKind::Offer, &text);
-            let mut line = LINE.as_bytes().to_vec();
-            let i = (next() as usize) % line.len();
-            line[i] = (next() % 128) as u8;
-            let _ = pc.add_ice_candidate("0", 0, &String::from_utf8_lossy(&line));
+            self.send_source_transmits();
         }
     }
 }

@@ -33,13 +33,13 @@ const MAX_SPARE_BUFFERS: usize = 256;
 
 /// One UDP datagram to send.
 #[derive(Debug)]
-pub(crate) struct Datagram {
+pub struct Datagram {
     /// The local address to send from.
-    pub(crate) source: SocketAddr,
+    pub source: SocketAddr,
     /// The remote address.
-    pub(crate) destination: SocketAddr,
+    pub destination: SocketAddr,
     /// The payload.
-    pub(crate) contents: Vec<u8>,
+    pub contents: Vec<u8>,
 }
 
 /// What the transport reports.
