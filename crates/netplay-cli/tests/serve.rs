@@ -140,7 +140,7 @@ fn signaling_client_joins_and_relays_through_netplay_serve() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             c.poll();
-            if let Some(ev) = c.next_event() {
+            if let Some(ev) = c.poll_event() {
                 return ev;
             }
             assert!(
@@ -183,7 +183,7 @@ fn signaling_client_joins_and_relays_through_netplay_serve() {
     let ev = loop {
         host.poll();
         guest.poll();
-        if let Some(ev) = guest.next_event() {
+        if let Some(ev) = guest.poll_event() {
             break ev;
         }
         assert!(Instant::now() < deadline, "guest saw no close");

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use netplay::signal::{CloseReason, ConnId, Hub, Message, MessageType, Output, SignalError};
+use netplay::signal::{CloseReason, ConnId, Hub, Message, MessageType, SignalError, Transmit};
 
 use crate::redis::{subscribe, Commands, RedisError, RedisUrl, Reply, Subscription};
 
@@ -112,7 +112,7 @@ enum Route {
     Remote(String),
     /// Created a lobby whose key is being written; what the hub sends it waits here, so nobody
     /// learns the lobby's name before other nodes can find it.
-    Registering(Vec<Output>),
+    Registering(Vec<Transmit>),
 }
 
 /// The cluster state of one node, owned by the hub task.
@@ -209,7 +209,7 @@ impl Cluster {
         conn: ConnId,
         msg: Option<String>,
         now: Instant,
-        local: &mut Vec<Output>,
+        local: &mut Vec<Transmit>,
     ) {
         match self.routes.get_mut(&conn) {
             None | Some(Route::Registering(_)) => feed(hub, conn, msg, now),
@@ -225,7 +225,7 @@ impl Cluster {
                     self.routes.remove(&conn);
                     hub.disconnect(conn, now);
                     let flood = CloseReason::Error(SignalError::TooManyMessages);
-                    local.push(Output::close(conn, flood));
+                    local.push(Transmit::close(conn, flood));
                 }
             }
             Some(Route::Undecided) => {
@@ -269,9 +269,9 @@ impl Cluster {
     }
 
     /// Whether outputs for `conn` go to another node (and so were handled by [`Cluster::route_output`]).
-    pub(crate) fn route_output(&mut self, out: &Output) -> bool {
+    pub(crate) fn route_output(&mut self, out: &Transmit) -> bool {
         let conn = match out {
-            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
+            Transmit::Send { conn, .. } | Transmit::Close { conn, .. } => *conn,
         };
         if let Some(Route::Registering(held)) = self.routes.get_mut(&conn) {
             held.push(out.clone());
@@ -282,12 +282,12 @@ impl Cluster {
         };
         let from = self.node.clone();
         let m = match out {
-            Output::Send { text, .. } => NodeMessage::Send {
+            Transmit::Send { text, .. } => NodeMessage::Send {
                 from,
                 c,
                 x: text.clone(),
             },
-            Output::Close { code, reason, .. } => NodeMessage::Close {
+            Transmit::Close { code, reason, .. } => NodeMessage::Close {
                 from,
                 c,
                 code: *code,
@@ -305,7 +305,7 @@ impl Cluster {
         hub: &mut Hub,
         ev: ClusterEvent,
         now: Instant,
-        local: &mut Vec<Output>,
+        local: &mut Vec<Transmit>,
     ) {
         match ev {
             ClusterEvent::Payload(bytes) => {
@@ -355,7 +355,7 @@ impl Cluster {
                     // lobby cannot be reached, so it is closed before anyone learns its name.
                     self.stats.name_collisions += 1;
                     hub.disconnect(conn, now);
-                    local.push(Output::Close {
+                    local.push(Transmit::Close {
                         conn,
                         code: 1011,
                         reason: "Lobby name already in use on another server".to_string(),
@@ -521,7 +521,7 @@ impl Cluster {
         hub: &mut Hub,
         m: NodeMessage,
         now: Instant,
-        local: &mut Vec<Output>,
+        local: &mut Vec<Transmit>,
     ) {
         match m {
             NodeMessage::Open { from, c } => {
@@ -552,14 +552,14 @@ impl Cluster {
             },
             NodeMessage::Send { from, c, x } => {
                 if matches!(self.routes.get(&c), Some(Route::Remote(n)) if *n == from) {
-                    local.push(Output::Send { conn: c, text: x });
+                    local.push(Transmit::Send { conn: c, text: x });
                 } else {
                     self.stats.dropped += 1;
                 }
             }
             NodeMessage::Close { from, c, code, r } => {
                 if matches!(self.routes.get(&c), Some(Route::Remote(n)) if *n == from) {
-                    local.push(Output::Close {
+                    local.push(Transmit::Close {
                         conn: c,
                         code,
                         reason: r,
@@ -577,7 +577,7 @@ impl Cluster {
         hub: &mut Hub,
         node: Option<&str>,
         now: Instant,
-        local: &mut Vec<Output>,
+        local: &mut Vec<Transmit>,
     ) {
         let matches = |n: &str| node.is_none_or(|d| d == n);
         let theirs: Vec<(String, u64)> = self
@@ -600,7 +600,7 @@ impl Cluster {
             .collect();
         for conn in ours {
             self.routes.remove(&conn);
-            local.push(Output::close(conn, CloseReason::HostDisconnected));
+            local.push(Transmit::close(conn, CloseReason::HostDisconnected));
         }
     }
 }

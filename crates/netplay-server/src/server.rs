@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use netplay::random::Rng;
-use netplay::signal::{ConnId, Hub, HubConfig, HubStats, Output};
+use netplay::signal::{ConnId, Hub, HubConfig, HubStats, Transmit};
 use netplay::ws::{Event, MessageKind};
 
 use crate::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
@@ -53,7 +53,7 @@ pub struct ServerOptions {
 }
 
 enum ToHub {
-    Open(ConnId, mpsc::Sender<Output>),
+    Open(ConnId, mpsc::Sender<Transmit>),
     Text(ConnId, String),
     Binary(ConnId),
     Gone(ConnId),
@@ -221,7 +221,7 @@ async fn run_hub(
     mut rx: mpsc::Receiver<ToHub>,
     cluster: Option<(Cluster, mpsc::Receiver<ClusterEvent>)>,
 ) {
-    let mut outboxes: HashMap<ConnId, mpsc::Sender<Output>> = HashMap::new();
+    let mut outboxes: HashMap<ConnId, mpsc::Sender<Transmit>> = HashMap::new();
     let (mut cluster, mut cluster_rx) = match cluster {
         Some((c, r)) => (Some(c), Some(r)),
         None => (None, None),
@@ -306,19 +306,19 @@ async fn run_hub(
 /// nodes for connections proxied from them.
 fn deliver(
     hub: &mut Hub,
-    outboxes: &mut HashMap<ConnId, mpsc::Sender<Output>>,
+    outboxes: &mut HashMap<ConnId, mpsc::Sender<Transmit>>,
     mut cluster: Option<&mut Cluster>,
-    extra: &mut Vec<Output>,
+    extra: &mut Vec<Transmit>,
 ) {
     let mut extra = extra.drain(..);
-    while let Some(out) = extra.next().or_else(|| hub.poll_output()) {
+    while let Some(out) = extra.next().or_else(|| hub.poll_transmit()) {
         if let Some(c) = cluster.as_deref_mut() {
             if c.route_output(&out) {
                 continue;
             }
         }
         let conn = match &out {
-            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
+            Transmit::Send { conn, .. } | Transmit::Close { conn, .. } => *conn,
         };
         let Some(tx) = outboxes.get(&conn) else {
             continue;
@@ -380,7 +380,7 @@ async fn connection(
     loop {
         tokio::select! {
             out = outbox.recv() => match out {
-                Some(Output::Send { text, .. }) => {
+                Some(Transmit::Send { text, .. }) => {
                     if ws.queue(MessageKind::Text, text.as_bytes()).is_err() {
                         break;
                     }
@@ -389,7 +389,7 @@ async fn connection(
                         break;
                     }
                 }
-                Some(Output::Close { code, reason, .. }) => {
+                Some(Transmit::Close { code, reason, .. }) => {
                     let _ = ws.close(code, &reason, Duration::from_secs(2)).await;
                     break;
                 }

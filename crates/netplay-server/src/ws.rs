@@ -463,7 +463,7 @@ impl WebSocket {
     /// Output queued with [`WebSocket::queue`] is written before this waits for input.
     pub async fn next_event(&mut self) -> Result<Option<Event>, Error> {
         loop {
-            if let Some(ev) = self.conn.next_event() {
+            if let Some(ev) = self.conn.poll_event() {
                 if matches!(ev, Event::Pong(_)) {
                     self.awaiting_pong = false;
                 }

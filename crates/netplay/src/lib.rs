@@ -55,6 +55,9 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub use api::{ReadyState, WriteMode};
+
+mod api;
 pub mod random;
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "webrtc", not(target_arch = "wasm32")))))]

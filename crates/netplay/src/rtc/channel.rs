@@ -11,6 +11,8 @@ use std::fmt;
 
 use super::dcep::{self, ChannelReliability};
 use super::engine::Engine;
+pub use crate::api::{ReadyState, WriteMode};
+
 use super::error::{Error, Result};
 use super::sctp::{Reliability, SendError};
 
@@ -23,36 +25,6 @@ impl fmt::Display for ChannelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "channel#{}", self.0)
     }
-}
-
-/// Godot's `WebRTCDataChannel.ChannelState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReadyState {
-    /// `STATE_CONNECTING = 0`: not open yet.
-    Connecting,
-    /// `STATE_OPEN = 1`: messages can be sent and received.
-    Open,
-    /// `STATE_CLOSING = 2`: closing was asked, the stream reset is under way.
-    Closing,
-    /// `STATE_CLOSED = 3`: closed for good.
-    Closed,
-}
-
-impl ReadyState {
-    /// Godot's integer value.
-    pub fn godot_value(self) -> i32 {
-        self as i32
-    }
-}
-
-/// Godot's `WebRTCDataChannel.WriteMode`: how the remote side sees the next messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum WriteMode {
-    /// `WRITE_MODE_TEXT = 0`: a string message (SCTP PPID 51).
-    Text,
-    /// `WRITE_MODE_BINARY = 1`: a binary message (SCTP PPID 53), Godot's default.
-    #[default]
-    Binary,
 }
 
 /// Messages and bytes sent and received on one channel ([`DataChannel::counters`]).

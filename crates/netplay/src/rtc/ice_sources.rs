@@ -134,7 +134,6 @@ struct Probe {
     local: SocketAddr,
     server: SocketAddr,
     tx: ClientTransaction,
-    started: Instant,
     done: bool,
 }
 
@@ -253,7 +252,6 @@ impl CandidateSource for StunSource {
                         local,
                         server,
                         tx,
-                        started: now,
                         done: false,
                     }),
                     Err(e) => self.errors.push_back(CandidateError {
@@ -299,10 +297,9 @@ impl CandidateSource for StunSource {
 
     fn handle_timeout(&mut self, now: Instant) {
         for probe in self.probes.iter_mut().filter(|p| !p.done) {
-            let elapsed = now.saturating_duration_since(probe.started);
             // A send, then a wait: two rounds suffice; the bound keeps a bad clock harmless.
             for _ in 0..4 {
-                match probe.tx.poll(elapsed) {
+                match probe.tx.poll(now) {
                     Action::Transmit(bytes) => self.transmits.push_back(SourceTransmit {
                         local: probe.local,
                         destination: probe.server,

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use super::hub::{ConnId, Hub, HubConfig, Output};
+use super::hub::{ConnId, Hub, HubConfig, Transmit};
 use super::message::{CandidatePayload, Message, MessageType};
 use crate::random::Rng;
 use crate::ws::Error;
@@ -193,9 +193,9 @@ impl LocalInner {
         if self.hub.poll_timeout().is_some_and(|t| t <= now) {
             self.hub.handle_timeout(now);
         }
-        while let Some(out) = self.hub.poll_output() {
+        while let Some(out) = self.hub.poll_transmit() {
             match out {
-                Output::Send { conn, text } => {
+                Transmit::Send { conn, text } => {
                     let Some(session) = self.sessions.get_mut(&conn) else {
                         continue;
                     };
@@ -203,7 +203,7 @@ impl LocalInner {
                         self.queues.entry(conn).or_default().push_back(ev);
                     }
                 }
-                Output::Close { conn, code, reason } => {
+                Transmit::Close { conn, code, reason } => {
                     self.queues
                         .entry(conn)
                         .or_default()
@@ -226,7 +226,7 @@ impl LocalInner {
 /// let local = LocalSignaling::new();
 /// let mut host = local.join("", true);
 /// host.poll();
-/// assert_eq!(host.next_event(), Some(ClientEvent::Id { id: 1, mesh: true }));
+/// assert_eq!(host.poll_event(), Some(ClientEvent::Id { id: 1, mesh: true }));
 /// ```
 #[derive(Clone)]
 pub struct LocalSignaling {
@@ -293,7 +293,7 @@ impl LocalClient {
     }
 
     /// The next event, if any.
-    pub fn next_event(&mut self) -> Option<ClientEvent> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         let ev = self
             .inner
             .borrow_mut()
@@ -354,7 +354,7 @@ mod tests {
 
     fn drain(c: &mut LocalClient) -> Vec<ClientEvent> {
         c.poll();
-        std::iter::from_fn(|| c.next_event()).collect()
+        std::iter::from_fn(|| c.poll_event()).collect()
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //! [`Hub::new`]. A driver calls [`Hub::connect`], [`Hub::receive_text`],
 //! [`Hub::receive_binary`] and [`Hub::disconnect`] as its transport reports events, calls
 //! [`Hub::handle_timeout`] when [`Hub::poll_timeout`] is due, and after each call drains
-//! [`Hub::poll_output`], writing every [`Output::Send`] as a text message and acting on every
-//! [`Output::Close`] by closing the connection, then reporting it with [`Hub::disconnect`].
+//! [`Hub::poll_transmit`], writing every [`Transmit::Send`] as a text message and acting on every
+//! [`Transmit::Close`] by closing the connection, then reporting it with [`Hub::disconnect`].
 //!
 //! # Connection life
 //!
 //! A connection is *waiting* until it joins a lobby, then a *member*, until the hub closes it
-//! or the driver reports it gone. Once the hub has emitted [`Output::Close`] for a connection,
+//! or the driver reports it gone. Once the hub has emitted [`Transmit::Close`] for a connection,
 //! the connection is out of its lobby (the others are told as if it had disconnected), nothing
 //! more is sent to it, and everything it sends is ignored; it still counts towards
 //! [`HubConfig::max_peers`] until [`Hub::disconnect`]. Connection ids must not be reused before
@@ -145,7 +145,7 @@ impl Default for HubConfig {
 
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
+pub enum Transmit {
     /// Send `text` to `conn` as a WebSocket text message.
     Send {
         /// The connection.
@@ -164,10 +164,10 @@ pub enum Output {
     },
 }
 
-impl Output {
+impl Transmit {
     /// The close of `conn` for `reason`, with its code and text.
-    pub fn close(conn: ConnId, reason: CloseReason) -> Output {
-        Output::Close {
+    pub fn close(conn: ConnId, reason: CloseReason) -> Transmit {
+        Transmit::Close {
             conn,
             code: reason.code(),
             reason: reason.reason().to_owned(),
@@ -227,7 +227,7 @@ type LobbyKey = u64;
 enum Phase {
     Waiting,
     Member(LobbyKey),
-    /// The hub emitted `Output::Close`; waiting for `disconnect`.
+    /// The hub emitted `Transmit::Close`; waiting for `disconnect`.
     Closed,
 }
 
@@ -277,7 +277,7 @@ pub struct Hub {
     names: HashMap<String, LobbyKey>,
     next_lobby: LobbyKey,
     timers: BTreeSet<(Instant, Timer)>,
-    out: VecDeque<Output>,
+    out: VecDeque<Transmit>,
     counters: Counters,
 }
 
@@ -316,7 +316,7 @@ impl Hub {
     }
 
     /// A transport connection opened. Over [`HubConfig::max_peers`]: an immediate
-    /// [`Output::Close`], and the hub forgets the connection. An id already known is ignored.
+    /// [`Transmit::Close`], and the hub forgets the connection. An id already known is ignored.
     pub fn connect(&mut self, conn: ConnId, now: Instant) {
         if self.conns.contains_key(&conn) {
             return;
@@ -415,7 +415,7 @@ impl Hub {
     }
 
     /// The next thing for the driver to do, in order.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
     }
 
@@ -764,12 +764,12 @@ impl Hub {
 
     fn emit_close(&mut self, conn: ConnId, reason: CloseReason) {
         self.counters.closes[reason.index()] += 1;
-        self.out.push_back(Output::close(conn, reason));
+        self.out.push_back(Transmit::close(conn, reason));
     }
 }
 
-fn send(out: &mut VecDeque<Output>, conn: ConnId, text: String) {
-    out.push_back(Output::Send { conn, text });
+fn send(out: &mut VecDeque<Transmit>, conn: ConnId, text: String) {
+    out.push_back(Transmit::Send { conn, text });
 }
 
 /// 1 to `max_len` characters of `[A-Za-z0-9_-]`.

@@ -37,16 +37,16 @@
 //! ```
 //! use std::time::Instant;
 //! use netplay::random::Rng;
-//! use netplay::signal::{Hub, HubConfig, Message, Output};
+//! use netplay::signal::{Hub, HubConfig, Message, Transmit};
 //!
 //! let mut hub = Hub::new(HubConfig::default(), Rng::os());
 //! let now = Instant::now();
 //! hub.connect(1, now);
 //! hub.receive_text(1, &Message::join("", true).to_json(), now);
-//! while let Some(output) = hub.poll_output() {
+//! while let Some(output) = hub.poll_transmit() {
 //!     match output {
-//!         Output::Send { conn, text } => println!("to {conn}: {text}"),
-//!         Output::Close { conn, code, reason } => println!("close {conn}: {code} {reason}"),
+//!         Transmit::Send { conn, text } => println!("to {conn}: {text}"),
+//!         Transmit::Close { conn, code, reason } => println!("close {conn}: {code} {reason}"),
 //!     }
 //! }
 //! // Call `hub.handle_timeout(now)` whenever `hub.poll_timeout()` is due.
@@ -63,7 +63,7 @@ mod ws_client;
 
 pub use client::{ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
 pub use error::{CloseReason, SignalError};
-pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Output, GENERATED_NAME_LEN};
+pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Transmit, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
 #[cfg(not(target_arch = "wasm32"))]
 pub use ws_client::Client;

@@ -16,7 +16,7 @@ use crate::ws::{Error, ReadyState, WebSocketPeer};
 /// let mut client = Client::connect("ws://127.0.0.1:9080", "", true).unwrap();
 /// loop {
 ///     client.poll();
-///     while let Some(event) = client.next_event() {
+///     while let Some(event) = client.poll_event() {
 ///         match event {
 ///             ClientEvent::Joined { lobby } => println!("in lobby {lobby}"),
 ///             ClientEvent::Offer { from, sdp } => { /* give it to a PeerConnection */ }
@@ -97,7 +97,7 @@ impl Client {
     }
 
     /// The next event, if any.
-    pub fn next_event(&mut self) -> Option<ClientEvent> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 

@@ -21,14 +21,14 @@
 //! # Getting a server-reflexive address
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::Instant;
 //! use netplay::stun::{Action, ClientTransaction, Message};
 //! # use netplay::stun::{Attribute, Class, MessageType, Method};
 //!
 //! let mut tx = ClientTransaction::binding();
-//! // The caller owns the clock: it passes the time elapsed since the transaction started, and
-//! // polls again at `tx.next_timeout()` or when a datagram arrives.
-//! match tx.poll(Duration::ZERO) {
+//! // The caller owns the clock: it passes the time, and polls again at `tx.next_timeout()` or
+//! // when a datagram arrives.
+//! match tx.poll(Instant::now()) {
 //!     Action::Transmit(bytes) => { /* socket.send_to(bytes, stun_server) */ let _ = bytes; }
 //!     other => unreachable!("{other:?}"),
 //! }

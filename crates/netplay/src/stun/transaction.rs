@@ -4,7 +4,7 @@
 //! This module owns the retransmission schedule as data. It has no clock: every call takes the
 //! time elapsed since the transaction started, measured by the caller.
 
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 
 use super::{Class, Key, Message, Method, StunError, TransactionId};
 
@@ -93,8 +93,8 @@ pub enum Action<'a> {
     /// Send these bytes to the server now (the first transmission or a retransmission), then
     /// poll again.
     Transmit(&'a [u8]),
-    /// Nothing to do until this time since the start, unless a response arrives first.
-    WaitUntil(Duration),
+    /// Nothing to do until then, unless a response arrives first.
+    WaitUntil(Instant),
     /// A response arrived; the transaction is over.
     Completed,
     /// No response within the schedule; the transaction failed.
@@ -116,6 +116,16 @@ pub struct ClientTransaction {
     schedule: RetransmitSchedule,
     sent: u32,
     state: TransactionState,
+    /// The time of the first poll: the schedule counts from it.
+    started: Option<Instant>,
+}
+
+/// `start + d`, or a time about a century later where the sum does not fit (an extreme
+/// schedule must not overflow the clock).
+fn after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl ClientTransaction {
@@ -138,6 +148,7 @@ impl ClientTransaction {
             schedule,
             sent: 0,
             state: TransactionState::Pending,
+            started: None,
         })
     }
 
@@ -153,6 +164,7 @@ impl ClientTransaction {
             schedule: RetransmitSchedule::default(),
             sent: 0,
             state: TransactionState::Pending,
+            started: None,
         }
     }
 
@@ -171,44 +183,46 @@ impl ClientTransaction {
         self.state
     }
 
-    /// What to do at `now`, the time since the transaction started (the first poll is usually
-    /// at zero).
+    /// What to do at `now`. The first poll starts the transaction: its schedule counts from
+    /// that time.
     ///
     /// A send that is due returns [`Action::Transmit`]; a caller that polls late gets one
     /// transmission for all the sends it missed, not a burst, and the schedule keeps its
     /// original times.
-    pub fn poll(&mut self, now: Duration) -> Action<'_> {
+    pub fn poll(&mut self, now: Instant) -> Action<'_> {
         match self.state {
             TransactionState::Completed => return Action::Completed,
             TransactionState::TimedOut => return Action::TimedOut,
             TransactionState::Pending => {}
         }
+        let start = *self.started.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
         if let Some(at) = self.schedule.send_at(self.sent) {
-            if now < at {
-                return Action::WaitUntil(at);
+            if elapsed < at {
+                return Action::WaitUntil(after(start, at));
             }
-            self.sent = self.schedule.sends_due(now).max(self.sent + 1);
+            self.sent = self.schedule.sends_due(elapsed).max(self.sent + 1);
             return Action::Transmit(&self.request);
         }
         let deadline = self.schedule.timeout_at();
-        if now < deadline {
-            return Action::WaitUntil(deadline);
+        if elapsed < deadline {
+            return Action::WaitUntil(after(start, deadline));
         }
         self.state = TransactionState::TimedOut;
         Action::TimedOut
     }
 
-    /// When [`ClientTransaction::poll`] has something to do next, since the start; `None` once
-    /// the transaction is over.
-    pub fn next_timeout(&self) -> Option<Duration> {
+    /// When [`ClientTransaction::poll`] has something to do next; `None` before the first
+    /// poll (which is due at once) and once the transaction is over.
+    pub fn next_timeout(&self) -> Option<Instant> {
         if self.state != TransactionState::Pending {
             return None;
         }
-        Some(
-            self.schedule
-                .send_at(self.sent)
-                .unwrap_or_else(|| self.schedule.timeout_at()),
-        )
+        let at = self
+            .schedule
+            .send_at(self.sent)
+            .unwrap_or_else(|| self.schedule.timeout_at());
+        self.started.map(|start| after(start, at))
     }
 
     /// Whether `message` is a response to this request: the same transaction ID and method,
@@ -246,6 +260,12 @@ mod tests {
         Duration::from_millis(v)
     }
 
+    /// `v` milliseconds after a fixed start of every test's clock.
+    fn at(v: u64) -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now) + ms(v)
+    }
+
     #[test]
     fn default_schedule_sends_seven_times_and_gives_up_at_39_5_s() {
         // RFC 8489 §6.2.1's own example.
@@ -263,12 +283,12 @@ mod tests {
         let mut tx = ClientTransaction::binding();
         let request = tx.request().to_vec();
         let mut transmits = Vec::new();
-        let mut now = Duration::ZERO;
+        let mut now = at(0);
         loop {
             match tx.poll(now) {
                 Action::Transmit(bytes) => {
                     assert_eq!(bytes, request.as_slice());
-                    transmits.push(now.as_millis() as u64);
+                    transmits.push((now - at(0)).as_millis() as u64);
                 }
                 Action::WaitUntil(t) => {
                     assert!(t > now);
@@ -280,35 +300,35 @@ mod tests {
             }
         }
         assert_eq!(transmits, [0, 500, 1500, 3500, 7500, 15500, 31500]);
-        assert_eq!(now, ms(39_500));
+        assert_eq!(now, at(39_500));
         assert_eq!(tx.state(), TransactionState::TimedOut);
         assert_eq!(tx.next_timeout(), None);
-        assert_eq!(tx.poll(ms(50_000)), Action::TimedOut);
+        assert_eq!(tx.poll(at(50_000)), Action::TimedOut);
     }
 
     #[test]
     fn a_late_poll_sends_once_for_all_missed_sends() {
         let mut tx = ClientTransaction::binding();
-        assert!(matches!(tx.poll(Duration::ZERO), Action::Transmit(_)));
+        assert!(matches!(tx.poll(at(0)), Action::Transmit(_)));
         // Asleep until 4 s: the sends due at 0.5, 1.5 and 3.5 s collapse into one.
-        assert!(matches!(tx.poll(ms(4_000)), Action::Transmit(_)));
-        assert_eq!(tx.poll(ms(4_000)), Action::WaitUntil(ms(7_500)));
-        assert!(matches!(tx.poll(ms(7_500)), Action::Transmit(_)));
-        assert_eq!(tx.next_timeout(), Some(ms(15_500)));
+        assert!(matches!(tx.poll(at(4_000)), Action::Transmit(_)));
+        assert_eq!(tx.poll(at(4_000)), Action::WaitUntil(at(7_500)));
+        assert!(matches!(tx.poll(at(7_500)), Action::Transmit(_)));
+        assert_eq!(tx.next_timeout(), Some(at(15_500)));
     }
 
     #[test]
     fn polling_before_a_send_is_due_only_waits() {
         let mut tx = ClientTransaction::binding();
-        assert!(matches!(tx.poll(Duration::ZERO), Action::Transmit(_)));
-        assert_eq!(tx.poll(ms(499)), Action::WaitUntil(ms(500)));
-        assert_eq!(tx.poll(ms(100)), Action::WaitUntil(ms(500)));
+        assert!(matches!(tx.poll(at(0)), Action::Transmit(_)));
+        assert_eq!(tx.poll(at(499)), Action::WaitUntil(at(500)));
+        assert_eq!(tx.poll(at(100)), Action::WaitUntil(at(500)));
     }
 
     #[test]
     fn only_a_response_with_the_same_id_and_method_completes() {
         let mut tx = ClientTransaction::binding();
-        assert!(matches!(tx.poll(Duration::ZERO), Action::Transmit(_)));
+        assert!(matches!(tx.poll(at(0)), Action::Transmit(_)));
         let request = Message::decode(tx.request()).unwrap();
         assert_eq!(
             request.typ,
@@ -343,7 +363,7 @@ mod tests {
         assert!(tx.handle_response(&response));
         assert_eq!(response.reflexive_address(), Some(addr));
         assert_eq!(tx.state(), TransactionState::Completed);
-        assert_eq!(tx.poll(ms(500)), Action::Completed);
+        assert_eq!(tx.poll(at(500)), Action::Completed);
         assert_eq!(tx.next_timeout(), None);
         // A duplicate response to a retransmission is not consumed twice.
         assert!(!tx.handle_response(&response));
@@ -378,7 +398,10 @@ mod tests {
         let _ = s.timeout_at();
         let mut tx = ClientTransaction::binding();
         tx.schedule = s;
-        assert!(matches!(tx.poll(Duration::MAX), Action::Transmit(_)));
+        assert!(matches!(tx.poll(at(0)), Action::Transmit(_)));
+        // Polled an age later: the sums saturate instead of overflowing.
+        let _ = tx.poll(at(0) + Duration::from_secs(1 << 40));
+        let _ = tx.next_timeout();
         let zero = RetransmitSchedule {
             rto: Duration::ZERO,
             rc: 0,
@@ -389,7 +412,7 @@ mod tests {
         assert_eq!(zero.timeout_at(), Duration::ZERO);
         let mut tx = ClientTransaction::binding();
         tx.schedule = zero;
-        assert!(matches!(tx.poll(Duration::ZERO), Action::Transmit(_)));
-        assert_eq!(tx.poll(Duration::ZERO), Action::TimedOut);
+        assert!(matches!(tx.poll(at(0)), Action::Transmit(_)));
+        assert_eq!(tx.poll(at(0)), Action::TimedOut);
     }
 }

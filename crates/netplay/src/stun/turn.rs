@@ -338,7 +338,6 @@ enum Purpose {
 struct Pending {
     purpose: Purpose,
     tx: ClientTransaction,
-    started: Instant,
     /// The key it was signed with, which its response must be signed with.
     key: Option<Key>,
     stale_retries: u8,
@@ -520,7 +519,7 @@ impl TurnClient {
             }
         };
         for p in &self.pending {
-            consider(p.tx.next_timeout().and_then(|d| p.started.checked_add(d)));
+            consider(p.tx.next_timeout());
         }
         if self.state == TurnState::Allocated {
             if !self.refresh_in_flight {
@@ -788,7 +787,6 @@ impl TurnClient {
         self.pending.push(Pending {
             purpose,
             tx,
-            started: now,
             key,
             stale_retries,
         });
@@ -808,9 +806,8 @@ impl TurnClient {
         let mut timed_out = Vec::new();
         let limit = self.config.limits.transmits;
         for (i, p) in self.pending.iter_mut().enumerate() {
-            let elapsed = now.saturating_duration_since(p.started);
             loop {
-                match p.tx.poll(elapsed) {
+                match p.tx.poll(now) {
                     Action::Transmit(bytes) => {
                         // A full queue loses this copy; the next retransmission makes up for it.
                         if self.transmits.len() < limit {

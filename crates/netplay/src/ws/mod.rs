@@ -30,10 +30,11 @@ pub mod tls;
 mod transport;
 pub mod url;
 
+pub use crate::api::{ReadyState, WriteMode};
 #[cfg(feature = "deflate")]
 pub use deflate::DeflateConfig;
 #[cfg(not(target_arch = "wasm32"))]
-pub use peer::{PeerOptions, ReadyState, WebSocketPeer, WriteMode};
+pub use peer::{PeerOptions, WebSocketPeer};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tcp_server::TcpServer;
 #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]

@@ -12,6 +12,8 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 
+use crate::api::{ReadyState, WriteMode};
+
 use super::handshake::{self, ClientHandshake, Request};
 use super::protocol::{CloseState, Config, Connection, Event, MessageKind, Role, KEEP_CAPACITY};
 use super::transport::{ReadResult, Transport};
@@ -22,31 +24,6 @@ use super::Error;
 use super::deflate::{DeflateConfig, PerMessageDeflate};
 #[cfg(feature = "tls")]
 use super::tls::TlsOptions;
-
-/// The state of a peer, with Godot's integer values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum ReadyState {
-    /// `STATE_CONNECTING = 0`: resolving, connecting or handshaking.
-    Connecting = 0,
-    /// `STATE_OPEN = 1`: messages flow.
-    Open = 1,
-    /// `STATE_CLOSING = 2`: a close frame was sent or received; keep polling.
-    Closing = 2,
-    /// `STATE_CLOSED = 3`: done; see [`WebSocketPeer::close_code`].
-    Closed = 3,
-}
-
-/// How [`WebSocketPeer::send`] frames a message, with Godot's integer values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[repr(i32)]
-pub enum WriteMode {
-    /// `WRITE_MODE_TEXT = 0`: a text frame; the data must be UTF-8.
-    Text = 0,
-    /// `WRITE_MODE_BINARY = 1`: a binary frame.
-    #[default]
-    Binary = 1,
-}
 
 /// Options that are fixed once a connection starts (Godot's properties, plus netplay's own).
 #[derive(Clone, Debug)]
@@ -1020,7 +997,7 @@ impl WebSocketPeer {
 
     fn drain_events(&mut self, conn: &mut Connection) {
         while self.inbound.len() < self.options.max_queued_packets {
-            match conn.next_event() {
+            match conn.poll_event() {
                 Some(Event::Message { kind, data }) => {
                     self.inbound.push_back((data, kind == MessageKind::Text))
                 }

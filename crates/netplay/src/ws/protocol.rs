@@ -3,7 +3,7 @@
 //! A fully deterministic implementation of the framing protocol: it contains no networking code,
 //! reads no clock and starts no thread. Bytes read from the network go in through
 //! [`Connection::receive`]; messages, pings, pongs and the close come out of
-//! [`Connection::next_event`]; bytes to write come out of [`Connection::pending_output`].
+//! [`Connection::poll_event`]; bytes to write come out of [`Connection::pending_output`].
 //!
 //! It owns fragmentation, masking, control frames, the close handshake, UTF-8 validation of text,
 //! the inbound message-size limit and (feature `deflate`) permessage-deflate.
@@ -51,7 +51,7 @@ impl MessageKind {
 pub struct Config {
     /// Largest inbound message, after decompression. Above it the connection closes with 1009.
     pub max_message_size: usize,
-    /// Decoding pauses while this many events wait in [`Connection::next_event`]; the rest of
+    /// Decoding pauses while this many events wait in [`Connection::poll_event`]; the rest of
     /// the input stays buffered until they are taken.
     pub max_queued_events: usize,
 }
@@ -223,7 +223,7 @@ impl Connection {
         self.received_close.as_ref().map(|(c, r)| (*c, r.as_str()))
     }
 
-    /// Number of events waiting in [`Connection::next_event`].
+    /// Number of events waiting in [`Connection::poll_event`].
     pub fn queued_events(&self) -> usize {
         self.events.len()
     }
@@ -275,7 +275,7 @@ impl Connection {
     }
 
     /// Takes the next event.
-    pub fn next_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 

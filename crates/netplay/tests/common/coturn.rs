@@ -114,7 +114,7 @@ impl Coturn {
                 panic!("turnserver exited at start: {status}");
             }
             let mut tx = ClientTransaction::binding();
-            let Action::Transmit(request) = tx.poll(Duration::ZERO) else {
+            let Action::Transmit(request) = tx.poll(Instant::now()) else {
                 unreachable!()
             };
             let _ = socket.send_to(request, self.addr);

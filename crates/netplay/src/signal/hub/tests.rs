@@ -37,8 +37,8 @@ impl Harness {
         self.text(conn, &message.to_json());
     }
 
-    fn drain(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.hub.poll_output()).collect()
+    fn drain(&mut self) -> Vec<Transmit> {
+        std::iter::from_fn(|| self.hub.poll_transmit()).collect()
     }
 
     fn advance(&mut self, by: Duration) {
@@ -57,7 +57,7 @@ impl Harness {
     }
 
     /// Connects `conn` and joins `name`; returns the output (not drained further).
-    fn join(&mut self, conn: ConnId, name: &str) -> Vec<Output> {
+    fn join(&mut self, conn: ConnId, name: &str) -> Vec<Transmit> {
         self.connect(conn);
         self.send(conn, &Message::join(name, false));
         self.drain()
@@ -69,20 +69,20 @@ impl Harness {
 }
 
 /// The messages sent to `conn`, in order.
-fn messages_to(out: &[Output], conn: ConnId) -> Vec<Message> {
+fn messages_to(out: &[Transmit], conn: ConnId) -> Vec<Message> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Send { conn: c, text } if *c == conn => Some(Message::parse(text).unwrap()),
+            Transmit::Send { conn: c, text } if *c == conn => Some(Message::parse(text).unwrap()),
             _ => None,
         })
         .collect()
 }
 
 /// The closes in the output, as (conn, code, reason).
-fn closes(out: &[Output]) -> Vec<(ConnId, u16, String)> {
+fn closes(out: &[Transmit]) -> Vec<(ConnId, u16, String)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Close { conn, code, reason } => Some((*conn, *code, reason.clone())),
+            Transmit::Close { conn, code, reason } => Some((*conn, *code, reason.clone())),
             _ => None,
         })
         .collect()
@@ -93,7 +93,7 @@ fn close_of(conn: ConnId, error: SignalError) -> Vec<(ConnId, u16, String)> {
 }
 
 /// The ids announced to `conn` with PEER_CONNECT.
-fn connects_to(out: &[Output], conn: ConnId) -> Vec<i32> {
+fn connects_to(out: &[Transmit], conn: ConnId) -> Vec<i32> {
     messages_to(out, conn)
         .into_iter()
         .filter(|m| m.kind == MessageType::PeerConnect)
@@ -102,7 +102,7 @@ fn connects_to(out: &[Output], conn: ConnId) -> Vec<i32> {
 }
 
 /// A lobby with the host (conn 1) and clients 2, 3, 4, built with `config`.
-fn lobby_of_four(config: HubConfig, mesh: bool) -> (Harness, String, Vec<Output>) {
+fn lobby_of_four(config: HubConfig, mesh: bool) -> (Harness, String, Vec<Transmit>) {
     let mut h = Harness::with(config);
     let name = h.create(1, mesh);
     h.join(2, &name);
@@ -174,8 +174,8 @@ fn join_sends_id_then_peer_connects_then_the_join_reply() {
     let order: Vec<ConnId> = out
         .iter()
         .map(|o| match o {
-            Output::Send { conn, .. } => *conn,
-            Output::Close { .. } => panic!("unexpected close"),
+            Transmit::Send { conn, .. } => *conn,
+            Transmit::Close { .. } => panic!("unexpected close"),
         })
         .collect();
     assert_eq!(order, [5, 1, 5, 2, 5, 3, 5, 4, 5, 5]);
@@ -329,7 +329,7 @@ fn relayed_data_is_forwarded_as_the_literal_it_arrived_as() {
     let out = h.drain();
     assert_eq!(
         out,
-        [Output::Send {
+        [Transmit::Send {
             conn: 2,
             text: format!(r#"{{"type":4,"id":1,"data":{literal}}}"#),
         }]
@@ -345,7 +345,7 @@ fn relay_forwards_an_escaped_lone_surrogate_unchanged() {
     let out = h.drain();
     assert_eq!(
         out,
-        [Output::Send {
+        [Transmit::Send {
             conn: 2,
             text: r#"{"type":6,"id":1,"data":"\ud800"}"#.to_owned(),
         }]
@@ -611,7 +611,7 @@ fn member_closed_for_an_error_gives_peer_disconnect() {
         assert_eq!(messages_to(&out, conn), [Message::peer_disconnect(id3)]);
     }
     // The Close comes before the notifications.
-    assert!(matches!(out[0], Output::Close { conn: 3, .. }));
+    assert!(matches!(out[0], Transmit::Close { conn: 3, .. }));
 }
 
 #[test]
@@ -1266,9 +1266,9 @@ mod props {
     }
 
     fn check_output(hub: &mut Hub, driver: &mut Driver) {
-        while let Some(output) = hub.poll_output() {
+        while let Some(output) = hub.poll_transmit() {
             match output {
-                Output::Send { conn, text } => {
+                Transmit::Send { conn, text } => {
                     assert!(
                         driver.connected.contains(&conn),
                         "send to unconnected {conn}"
@@ -1279,7 +1279,7 @@ mod props {
                     );
                     Message::parse(&text).expect("the hub writes valid messages");
                 }
-                Output::Close { conn, .. } => {
+                Transmit::Close { conn, .. } => {
                     assert!(driver.closed.insert(conn), "{conn} closed twice");
                 }
             }

@@ -35,7 +35,7 @@ fn server() -> Connection {
 }
 
 fn drain(c: &mut Connection) -> Vec<Event> {
-    std::iter::from_fn(|| c.next_event()).collect()
+    std::iter::from_fn(|| c.poll_event()).collect()
 }
 
 /// Decodes everything a server wrote, as the client would.
@@ -306,7 +306,7 @@ fn decoding_pauses_on_a_full_event_queue_and_resumes() {
     assert!(s.buffered_input() > 0);
     let mut got = Vec::new();
     while got.len() < 5 {
-        while let Some(Event::Message { data, .. }) = s.next_event() {
+        while let Some(Event::Message { data, .. }) = s.poll_event() {
             got.push(data[0]);
         }
         s.resume().unwrap();
@@ -351,7 +351,7 @@ mod prop {
                 let mut c = Connection::new(role, Config { max_message_size: 1000, max_queued_events: 3 });
                 for ch in &chunks {
                     let _ = c.receive(ch);
-                    let _ = c.next_event();
+                    let _ = c.poll_event();
                     let _ = c.resume();
                 }
             }
@@ -372,7 +372,7 @@ mod prop {
             for ch in wire.chunks(split) {
                 s.receive(ch).unwrap();
             }
-            prop_assert_eq!(s.next_event(), Some(Event::Message { kind, data }));
+            prop_assert_eq!(s.poll_event(), Some(Event::Message { kind, data }));
         }
     }
 }
@@ -428,7 +428,7 @@ fn owned_payloads_round_trip_without_a_copy_for_both_roles() {
     let mut c = Connection::new(Role::Client, Config::default());
     c.receive(&wire).unwrap();
     assert_eq!(
-        c.next_event(),
+        c.poll_event(),
         Some(Event::Message {
             kind: MessageKind::Binary,
             data: big
