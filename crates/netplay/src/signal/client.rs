@@ -18,6 +18,7 @@ use crate::ws::Error;
 
 /// What the signaling server told this client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// Our id in the lobby (the host's is 1) and whether the lobby is a mesh.
     Id {

@@ -7,6 +7,7 @@
 /// A protocol error. The connection that commits it is closed with [`SignalError::code`] and
 /// [`SignalError::reason`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignalError {
     /// Not JSON, not an object, a field missing or of the wrong type, `data` not a string, a
     /// negative or fractional `type`, or an `id` outside `0..=i32::MAX`.
@@ -118,6 +119,7 @@ impl SignalError {
 
 /// Why the hub closed a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The connection broke the protocol or a limit.
     Error(SignalError),

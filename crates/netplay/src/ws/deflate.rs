@@ -155,6 +155,7 @@ impl Default for DeflateParams {
 /// [`CompressFailed`](Self::CompressFailed)) the connection must be failed: with context
 /// takeover the two sides' windows no longer agree.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeflateError {
     /// The server's `Sec-WebSocket-Extensions` answer is invalid per RFC 7692 §5/§7 or asks for
     /// something we did not offer; the client must fail the WebSocket connection.

@@ -67,6 +67,7 @@ impl Default for Config {
 
 /// What the peer sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A complete message.
     Message {
