@@ -66,7 +66,7 @@ cargo clippy --locked -p netplay --target wasm32-unknown-unknown -- -D warnings 
     failed+=("clippy of the wasm32 build")
 
 step "portability: feature subsets"
-for features in "" tls deflate webrtc; do
+for features in "" tls deflate webrtc fuzzing; do
     cargo check --locked -p netplay --no-default-features ${features:+--features "$features"} ||
         failed+=("netplay with features [${features}] alone")
 done

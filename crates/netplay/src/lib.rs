@@ -58,6 +58,9 @@
 pub use api::{ReadyState, WriteMode};
 
 mod api;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod random;
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "webrtc", not(target_arch = "wasm32")))))]

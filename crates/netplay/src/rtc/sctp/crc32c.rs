@@ -64,8 +64,8 @@ impl Crc32c {
 }
 
 /// The CRC32c of `data`.
-#[cfg(test)]
-pub(super) fn crc32c(data: &[u8]) -> u32 {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
     let mut crc = Crc32c::new();
     crc.update(data);
     crc.finish()

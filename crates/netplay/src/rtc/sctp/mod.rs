@@ -57,6 +57,8 @@ mod tests;
 use crate::time::Duration;
 
 pub(crate) use assoc::Association;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use crc32c::crc32c;
 
 /// The SCTP port WebRTC uses unless the SDP's `a=sctp-port` says otherwise (RFC 8841).
 pub(crate) const DEFAULT_PORT: u16 = 5000;

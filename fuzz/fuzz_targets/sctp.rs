@@ -1,0 +1,6 @@
+//! Fuzz target: inbound SCTP packets (see `netplay::fuzz::sctp`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    netplay::fuzz::sctp(data);
+});
