@@ -416,18 +416,33 @@ fn heartbeat_closes_uncleanly_when_pongs_stop() {
         pings
     });
     let mut client = WebSocketPeer::new();
-    client.set_heartbeat_interval(Duration::from_millis(100));
+    // A real interval, in virtual time: the clock moves 100 ms per poll.
+    client.set_heartbeat_interval(Duration::from_secs(10));
     client
         .connect_to_url(&format!("ws://127.0.0.1:{port}"), None)
         .unwrap();
-    let start = Instant::now();
+    let wall = Instant::now();
+    let mut now = Instant::now();
+    while client.ready_state() != ReadyState::Open {
+        assert!(wall.elapsed() < Duration::from_secs(5), "never opened");
+        client.poll_at(now);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let opened = now;
     while client.ready_state() != ReadyState::Closed {
-        assert!(start.elapsed() < Duration::from_secs(5));
-        client.poll();
-        std::thread::sleep(Duration::from_millis(2));
+        assert!(now - opened < Duration::from_secs(60), "never closed");
+        now += Duration::from_millis(100);
+        client.poll_at(now);
+        std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(client.close_code(), -1);
-    assert!(start.elapsed() >= Duration::from_millis(150));
+    // A ping after 10 s, no pong by the next one 10 s later: closed then.
+    let after = now - opened;
+    assert!(
+        after >= Duration::from_secs(20) && after <= Duration::from_millis(20_200),
+        "closed after {after:?} of virtual time"
+    );
+    assert!(wall.elapsed() < Duration::from_secs(5));
     assert!(t.join().unwrap() >= 1, "the client sent a ping");
 }
 
@@ -437,15 +452,19 @@ fn heartbeat_keeps_a_responsive_connection_open() {
         mut client,
         mut server,
     } = pair();
-    client.set_heartbeat_interval(Duration::from_millis(20));
+    client.set_heartbeat_interval(Duration::from_secs(10));
+    let wall = Instant::now();
     let start = Instant::now();
-    // Polling resets the schedule; the server answers every ping.
-    while start.elapsed() < Duration::from_millis(300) {
-        client.poll();
-        server.poll();
-        std::thread::sleep(Duration::from_millis(2));
+    let mut now = start;
+    // A minute of virtual time, six heartbeats; the server answers every ping.
+    while now - start < Duration::from_secs(60) {
+        now += Duration::from_millis(50);
+        client.poll_at(now);
+        server.poll_at(now);
+        std::thread::sleep(Duration::from_micros(500));
     }
     assert_eq!(client.ready_state(), ReadyState::Open);
+    assert!(wall.elapsed() < Duration::from_secs(10));
 }
 
 #[test]

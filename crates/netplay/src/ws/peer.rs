@@ -152,6 +152,9 @@ pub struct WebSocketPeer {
     half_closed: bool,
     /// When bytes last moved, to release large buffers once the connection is quiet.
     last_traffic: Instant,
+    /// The latest time this peer was given (a poll, or a call that starts a timer): the time
+    /// of the timers that calls between polls start.
+    now: Instant,
     out_messages: usize,
     no_delay: bool,
     #[cfg(feature = "tls")]
@@ -199,6 +202,7 @@ impl WebSocketPeer {
             awaiting_pong: false,
             half_closed: false,
             last_traffic: Instant::now(),
+            now: Instant::now(),
             out_messages: 0,
             no_delay: true,
             #[cfg(feature = "tls")]
@@ -384,10 +388,11 @@ impl WebSocketPeer {
     }
 
     fn start_deadline(&mut self) {
+        self.now = self.now.max(Instant::now());
         self.deadline = if self.options.handshake_timeout.is_zero() {
             None
         } else {
-            Some(Instant::now() + self.options.handshake_timeout)
+            Some(self.now + self.options.handshake_timeout)
         };
     }
 
@@ -407,7 +412,15 @@ impl WebSocketPeer {
 
     /// Drives everything: connect, handshake, reads, writes, heartbeat, timeouts, the close.
     pub fn poll(&mut self) {
-        let now = Instant::now();
+        self.poll_at(Instant::now());
+    }
+
+    /// [`poll`](Self::poll) with the caller's clock: the heartbeat, the handshake and close
+    /// timeouts and the release of idle buffers run on the `now` given here (which must not
+    /// go backwards), so a test can move time forward without waiting.
+    pub fn poll_at(&mut self, now: Instant) {
+        let now = now.max(self.now);
+        self.now = now;
         loop {
             let progressed = match std::mem::replace(&mut self.phase, Phase::Idle) {
                 Phase::Idle => false,
@@ -847,7 +860,7 @@ impl WebSocketPeer {
         self.next_ping = if self.options.heartbeat_interval.is_zero() {
             None
         } else {
-            Some(Instant::now() + self.options.heartbeat_interval)
+            Some(self.now + self.options.heartbeat_interval)
         };
     }
 
@@ -1005,7 +1018,7 @@ impl WebSocketPeer {
                 Some(Event::Ping(_)) => {}
                 Some(Event::Close { .. }) => {
                     if self.deadline.is_none() {
-                        self.deadline = Some(Instant::now() + self.options.close_timeout);
+                        self.deadline = Some(self.now + self.options.close_timeout);
                     }
                 }
                 None => break,
@@ -1088,7 +1101,7 @@ impl WebSocketPeer {
             Phase::Open { conn, .. } => {
                 conn.close(code, reason)?;
                 if self.deadline.is_none() {
-                    self.deadline = Some(Instant::now() + self.options.close_timeout);
+                    self.deadline = Some(self.now + self.options.close_timeout);
                 }
                 Ok(())
             }
