@@ -60,6 +60,10 @@ cargo fmt --all -- --check || failed+=("cargo fmt (run: cargo fmt --all)")
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
 
+step "cargo doc (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p netplay -p netplay-server ||
+    failed+=("cargo doc")
+
 step "portability: cargo build -p netplay --target wasm32-unknown-unknown"
 cargo build --locked -p netplay --target wasm32-unknown-unknown || failed+=("wasm32 build of netplay")
 cargo clippy --locked -p netplay --target wasm32-unknown-unknown -- -D warnings ||

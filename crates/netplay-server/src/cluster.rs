@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use netplay::signal::{CloseReason, ConnId, Hub, Message, MessageType, SignalError, Transmit};
+use netplay::signal::{CloseReason, ConnId, Hub, Message, MessageType, Transmit};
 
 use crate::redis::{subscribe, Commands, RedisError, RedisUrl, Reply, Subscription};
 
@@ -224,7 +224,7 @@ impl Cluster {
                     // As the hub would for a flood: close it; the hub forgets it now.
                     self.routes.remove(&conn);
                     hub.disconnect(conn, now);
-                    let flood = CloseReason::Error(SignalError::TooManyMessages);
+                    let flood = CloseReason::Error(netplay::signal::Error::TooManyMessages);
                     local.push(Transmit::close(conn, flood));
                 }
             }

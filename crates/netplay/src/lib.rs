@@ -23,6 +23,20 @@
 //! (`WebSocketPeer`, `TcpServer`, `PeerConnection`, `signal::Client`) are native; on the
 //! web, the browser's own WebSocket and RTCPeerConnection take their place.
 //!
+//! # Conventions
+//!
+//! * Draining: `poll_event()` gives what happened (every module), `poll_transmit()` what to
+//!   send; a core says when it needs the time again with `poll_timeout()` and is given it with
+//!   `handle_timeout(now)`. Every `now` is a [`time::Instant`]; the polled types read the clock
+//!   in `poll()` and take the caller's in `poll_at(now)`.
+//! * Errors: each module's is `Error` ([`ws::Error`], [`stun::Error`], [`signal::Error`], and
+//!   `rtc::Error`); a part with errors of its own names them after itself where they stand
+//!   beside the module's (`stun::TurnError`, `ws::deflate::DeflateError`). Nothing a peer sends panics:
+//!   it is a typed error, or a close with a code and a reason.
+//! * Godot's enums keep Godot's integer values, given by `godot_value()`.
+//! * Randomness comes from [`random`] (the operating system's source, or a seeded [`random::Rng`]
+//!   in tests).
+//!
 //! # The run loop
 //!
 //! As in Godot, nothing happens between two calls to `poll()`: call it every frame, then read

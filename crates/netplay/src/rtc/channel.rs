@@ -16,8 +16,8 @@ pub use crate::api::{ReadyState, WriteMode};
 use super::error::{Error, Result};
 use super::sctp::{Reliability, SendError};
 
-/// A data channel's handle, valid for the lifetime of its [`PeerConnection`]. Get the channel
-/// with [`PeerConnection::channel`].
+/// A data channel's handle, valid for the lifetime of its [`PeerConnection`](super::PeerConnection). Get the channel
+/// with [`PeerConnection::channel`](super::PeerConnection::channel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelId(pub(crate) u32);
 
@@ -187,9 +187,9 @@ impl ChannelEntry {
     }
 }
 
-/// Godot's `WebRTCDataChannel`: a view of one channel that borrows its [`PeerConnection`].
+/// Godot's `WebRTCDataChannel`: a view of one channel that borrows its [`PeerConnection`](super::PeerConnection).
 ///
-/// Get it with [`PeerConnection::channel`] each time it is needed; keep the [`ChannelId`], not
+/// Get it with [`PeerConnection::channel`](super::PeerConnection::channel) each time it is needed; keep the [`ChannelId`], not
 /// the view. A channel that closed while its connection lives is forgotten at a later
 /// `poll()`, once its stream is free and its received messages are taken: `channel()` then
 /// returns `None` for it.

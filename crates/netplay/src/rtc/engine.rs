@@ -145,12 +145,12 @@ impl SignalingState {
 }
 
 /// What happened during `poll()` or a signaling call: Godot's signals, as values drained with
-/// [`PeerConnection::poll_event`].
+/// [`PeerConnection::poll_event`](super::PeerConnection::poll_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// `session_description_created`: send it to the remote peer (and, as in Godot, pass it
-    /// to [`PeerConnection::set_local_description`]).
+    /// to [`PeerConnection::set_local_description`](super::PeerConnection::set_local_description)).
     SessionDescriptionCreated {
         /// Offer or answer.
         kind: SdpKind,
@@ -158,7 +158,7 @@ pub enum Event {
         sdp: String,
     },
     /// `ice_candidate_created`: send it to the remote peer, which passes it to
-    /// [`PeerConnection::add_ice_candidate`].
+    /// [`PeerConnection::add_ice_candidate`](super::PeerConnection::add_ice_candidate).
     IceCandidateCreated {
         /// The `sdpMid` of the data m-line.
         mid: String,
@@ -227,7 +227,7 @@ pub struct Stats {
     pub abandoned_messages: u64,
 }
 
-/// The sans-IO WebRTC engine of one peer connection. See the [module documentation](self).
+/// The sans-IO WebRTC engine of one peer connection: everything but sockets and gathering.
 ///
 /// A driver feeds it every datagram that arrives with [`handle_datagram`](Engine::handle_datagram),
 /// calls [`handle_timeout`](Engine::handle_timeout) after each batch and whenever

@@ -86,7 +86,7 @@ impl Session {
 
     /// Turns a text message from the server into an event. A message that breaks the protocol
     /// is an error (the caller should close the connection).
-    pub fn on_text(&mut self, text: &str) -> Result<ClientEvent, super::SignalError> {
+    pub fn on_text(&mut self, text: &str) -> Result<ClientEvent, super::Error> {
         let m = Message::parse(text)?;
         Ok(match m.kind {
             MessageType::Id => {
@@ -143,7 +143,7 @@ impl Session {
     }
 }
 
-/// The requests a client can make, shared by [`Client`] and [`LocalClient`].
+/// The requests a client can make, shared by `Client` (over a WebSocket, native) and [`LocalClient`].
 pub trait Signaling {
     /// Sends one protocol message.
     fn send_message(&mut self, message: &Message) -> Result<(), Error>;

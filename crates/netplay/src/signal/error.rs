@@ -4,11 +4,11 @@
 //! Every reason here is the exact text of the reference server's close frame where the reference
 //! has one, so a Godot client shows the same message whichever server it talks to.
 
-/// A protocol error. The connection that commits it is closed with [`SignalError::code`] and
-/// [`SignalError::reason`].
+/// A protocol error. The connection that commits it is closed with [`Error::code`] and
+/// [`Error::reason`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
 #[non_exhaustive]
-pub enum SignalError {
+pub enum Error {
     /// Not JSON, not an object, a field missing or of the wrong type, `data` not a string, a
     /// negative or fractional `type`, or an `id` outside `0..=i32::MAX`.
     #[error("Invalid message format")]
@@ -65,53 +65,53 @@ pub enum SignalError {
     InvalidTransferMode,
 }
 
-impl SignalError {
+impl Error {
     /// Every error, in declaration order (for metrics with a fixed set of labels).
-    pub const ALL: [SignalError; 16] = [
-        SignalError::InvalidFormat,
-        SignalError::InvalidCommand,
-        SignalError::InvalidDestination,
-        SignalError::NotInLobby,
-        SignalError::AlreadyInLobby,
-        SignalError::LobbyDoesNotExist,
-        SignalError::LobbyIsSealed,
-        SignalError::LobbyFull,
-        SignalError::InvalidLobbyName,
-        SignalError::OnlyHostCanSeal,
-        SignalError::TooManyLobbies,
-        SignalError::TooManyPeers,
-        SignalError::JoinTimeout,
-        SignalError::TooManyMessages,
-        SignalError::MessageTooBig,
-        SignalError::InvalidTransferMode,
+    pub const ALL: [Error; 16] = [
+        Error::InvalidFormat,
+        Error::InvalidCommand,
+        Error::InvalidDestination,
+        Error::NotInLobby,
+        Error::AlreadyInLobby,
+        Error::LobbyDoesNotExist,
+        Error::LobbyIsSealed,
+        Error::LobbyFull,
+        Error::InvalidLobbyName,
+        Error::OnlyHostCanSeal,
+        Error::TooManyLobbies,
+        Error::TooManyPeers,
+        Error::JoinTimeout,
+        Error::TooManyMessages,
+        Error::MessageTooBig,
+        Error::InvalidTransferMode,
     ];
 
     /// The reason sent in the close frame; the same text as `Display`.
     pub fn reason(&self) -> &'static str {
         match self {
-            SignalError::InvalidFormat => "Invalid message format",
-            SignalError::InvalidCommand => "Invalid command",
-            SignalError::InvalidDestination => "Invalid destination",
-            SignalError::NotInLobby => "Invalid message when not in a lobby",
-            SignalError::AlreadyInLobby => "Already in a lobby",
-            SignalError::LobbyDoesNotExist => "Lobby does not exists",
-            SignalError::LobbyIsSealed => "Lobby is sealed",
-            SignalError::LobbyFull => "Lobby is full",
-            SignalError::InvalidLobbyName => "Invalid lobby name",
-            SignalError::OnlyHostCanSeal => "Only host can seal the lobby",
-            SignalError::TooManyLobbies => "Too many lobbies open, disconnecting",
-            SignalError::TooManyPeers => "Too many peers connected",
-            SignalError::JoinTimeout => "Have not joined lobby yet",
-            SignalError::TooManyMessages => "Too many messages",
-            SignalError::MessageTooBig => "Message too big",
-            SignalError::InvalidTransferMode => "Invalid transfer mode, must be text",
+            Error::InvalidFormat => "Invalid message format",
+            Error::InvalidCommand => "Invalid command",
+            Error::InvalidDestination => "Invalid destination",
+            Error::NotInLobby => "Invalid message when not in a lobby",
+            Error::AlreadyInLobby => "Already in a lobby",
+            Error::LobbyDoesNotExist => "Lobby does not exists",
+            Error::LobbyIsSealed => "Lobby is sealed",
+            Error::LobbyFull => "Lobby is full",
+            Error::InvalidLobbyName => "Invalid lobby name",
+            Error::OnlyHostCanSeal => "Only host can seal the lobby",
+            Error::TooManyLobbies => "Too many lobbies open, disconnecting",
+            Error::TooManyPeers => "Too many peers connected",
+            Error::JoinTimeout => "Have not joined lobby yet",
+            Error::TooManyMessages => "Too many messages",
+            Error::MessageTooBig => "Message too big",
+            Error::InvalidTransferMode => "Invalid transfer mode, must be text",
         }
     }
 
-    /// The WebSocket close code: 4000 for all but [`SignalError::MessageTooBig`] (1009).
+    /// The WebSocket close code: 4000 for all but [`Error::MessageTooBig`] (1009).
     pub fn code(&self) -> u16 {
         match self {
-            SignalError::MessageTooBig => 1009,
+            Error::MessageTooBig => 1009,
             _ => 4000,
         }
     }
@@ -122,7 +122,7 @@ impl SignalError {
 #[non_exhaustive]
 pub enum CloseReason {
     /// The connection broke the protocol or a limit.
-    Error(SignalError),
+    Error(Error),
     /// The host of the connection's lobby left: 4000 "Room host has disconnected".
     HostDisconnected,
     /// The lobby was sealed and its close timeout ran out: 1000 "Seal complete".
@@ -130,9 +130,9 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason, errors first in [`SignalError::ALL`] order.
+    /// Every reason, errors first in [`Error::ALL`] order.
     pub fn all() -> impl Iterator<Item = CloseReason> {
-        SignalError::ALL
+        Error::ALL
             .into_iter()
             .map(CloseReason::Error)
             .chain([CloseReason::HostDisconnected, CloseReason::SealComplete])
@@ -160,13 +160,13 @@ impl CloseReason {
     pub(crate) fn index(&self) -> usize {
         match self {
             CloseReason::Error(e) => *e as usize,
-            CloseReason::HostDisconnected => SignalError::ALL.len(),
-            CloseReason::SealComplete => SignalError::ALL.len() + 1,
+            CloseReason::HostDisconnected => Error::ALL.len(),
+            CloseReason::SealComplete => Error::ALL.len() + 1,
         }
     }
 
     /// How many reasons there are.
-    pub(crate) const COUNT: usize = SignalError::ALL.len() + 2;
+    pub(crate) const COUNT: usize = Error::ALL.len() + 2;
 }
 
 #[cfg(test)]
@@ -175,14 +175,14 @@ mod tests {
 
     #[test]
     fn display_is_the_close_reason() {
-        for e in SignalError::ALL {
+        for e in Error::ALL {
             assert_eq!(e.to_string(), e.reason());
         }
     }
 
     #[test]
     fn all_lists_every_error_at_its_discriminant() {
-        for (i, e) in SignalError::ALL.into_iter().enumerate() {
+        for (i, e) in Error::ALL.into_iter().enumerate() {
             assert_eq!(e as usize, i);
         }
         let all: Vec<CloseReason> = CloseReason::all().collect();
@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn protocol_errors_close_with_4000_except_too_big() {
-        for e in SignalError::ALL {
-            let expected = if e == SignalError::MessageTooBig {
+        for e in Error::ALL {
+            let expected = if e == Error::MessageTooBig {
                 1009
             } else {
                 4000

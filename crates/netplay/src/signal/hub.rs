@@ -42,7 +42,7 @@
 //! the host) with `id` replaced by the sender's; `data` is forwarded as the JSON literal it
 //! arrived as. Any member may address any other member of its lobby, announced or not (as both
 //! reference servers allow). An id that is not another member of the sender's lobby, the
-//! sender's own id included, is [`SignalError::InvalidDestination`]. A relayed message is not
+//! sender's own id included, is [`Error::InvalidDestination`]. A relayed message is not
 //! otherwise inspected: the SDP and candidate payloads are the peers' business.
 //!
 //! # Decisions where the reference servers are silent or disagree
@@ -50,14 +50,14 @@
 //! * The mode of a lobby (mesh or server/client) is set by the JOIN that creates it. A joiner's
 //!   JOIN `id` is ignored and the ID message tells it the lobby's real mode, as the reference
 //!   Node server does.
-//! * Any JOIN from a member is [`SignalError::AlreadyInLobby`] (the reference only checks it when
+//! * Any JOIN from a member is [`Error::AlreadyInLobby`] (the reference only checks it when
 //!   creating).
-//! * OFFER, ANSWER, CANDIDATE or SEAL before joining is [`SignalError::NotInLobby`] with the
+//! * OFFER, ANSWER, CANDIDATE or SEAL before joining is [`Error::NotInLobby`] with the
 //!   reference Node server's text "Invalid message when not in a lobby". ID, PEER_CONNECT and
-//!   PEER_DISCONNECT from a client are [`SignalError::InvalidCommand`] whether or not it joined.
+//!   PEER_DISCONNECT from a client are [`Error::InvalidCommand`] whether or not it joined.
 //! * A client-given lobby name must be 1 to [`HubConfig::max_lobby_name_len`] characters of
-//!   `[A-Za-z0-9_-]`, or [`SignalError::InvalidLobbyName`]; a valid name of no open lobby is
-//!   [`SignalError::LobbyDoesNotExist`]. Clients cannot choose a new lobby's name: an empty name
+//!   `[A-Za-z0-9_-]`, or [`Error::InvalidLobbyName`]; a valid name of no open lobby is
+//!   [`Error::LobbyDoesNotExist`]. Clients cannot choose a new lobby's name: an empty name
 //!   creates a lobby with a generated name of 16 characters of `[A-Za-z0-9]`.
 //! * A second SEAL from the host of a sealed lobby is ignored (the close timer keeps running from
 //!   the first).
@@ -74,7 +74,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use super::error::CloseReason;
 use super::message::{message_with_literal, Frame, Message, MessageType};
 use super::rate::RateLimiter;
-use super::SignalError;
+use super::Error;
 use crate::random::Rng;
 
 /// Identifies one transport connection (one WebSocket), chosen by the driver.
@@ -200,8 +200,8 @@ pub struct HubStats {
     pub messages_received: u64,
     /// OFFER, ANSWER and CANDIDATE messages relayed since the start.
     pub messages_relayed: u64,
-    /// Protocol errors since the start, for every error in [`SignalError::ALL`] order.
-    pub errors: Vec<(SignalError, u64)>,
+    /// Protocol errors since the start, for every error in [`Error::ALL`] order.
+    pub errors: Vec<(Error, u64)>,
     /// Closes the hub asked for since the start, for every reason in [`CloseReason::all`] order.
     pub closes: Vec<(CloseReason, u64)>,
 }
@@ -288,7 +288,7 @@ struct Counters {
     joins: u64,
     messages_received: u64,
     messages_relayed: u64,
-    errors: [u64; SignalError::ALL.len()],
+    errors: [u64; Error::ALL.len()],
     closes: [u64; CloseReason::COUNT],
 }
 
@@ -322,7 +322,7 @@ impl Hub {
             return;
         }
         if self.conns.len() >= self.config.max_peers {
-            let error = SignalError::TooManyPeers;
+            let error = Error::TooManyPeers;
             self.counters.errors[error as usize] += 1;
             self.emit_close(conn, CloseReason::Error(error));
             return;
@@ -358,9 +358,9 @@ impl Hub {
         }
         self.counters.messages_received += 1;
         let result = if !c.rate.allow(now) {
-            Err(SignalError::TooManyMessages)
+            Err(Error::TooManyMessages)
         } else if text.len() > self.config.max_message_size {
-            Err(SignalError::MessageTooBig)
+            Err(Error::MessageTooBig)
         } else {
             Frame::parse(text).and_then(|frame| self.dispatch(conn, frame, now))
         };
@@ -372,7 +372,7 @@ impl Hub {
     /// A binary message arrived on `conn`: closed with 4000 "Invalid transfer mode, must be
     /// text". Ignored for unknown or closed connections.
     pub fn receive_binary(&mut self, conn: ConnId, _now: Instant) {
-        self.fail(conn, SignalError::InvalidTransferMode);
+        self.fail(conn, Error::InvalidTransferMode);
     }
 
     /// The transport connection is gone (after a Close output or on its own). Idempotent.
@@ -405,7 +405,7 @@ impl Hub {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         if c.phase == Phase::Waiting && c.join_deadline == Some(at) {
                             c.join_deadline = None;
-                            self.fail(conn, SignalError::JoinTimeout);
+                            self.fail(conn, Error::JoinTimeout);
                         }
                     }
                 }
@@ -442,7 +442,7 @@ impl Hub {
             joins: c.joins,
             messages_received: c.messages_received,
             messages_relayed: c.messages_relayed,
-            errors: SignalError::ALL
+            errors: Error::ALL
                 .into_iter()
                 .map(|e| (e, c.errors[e as usize]))
                 .collect(),
@@ -500,50 +500,42 @@ impl Hub {
         })
     }
 
-    fn dispatch(
-        &mut self,
-        conn: ConnId,
-        frame: Frame<'_>,
-        now: Instant,
-    ) -> Result<(), SignalError> {
+    fn dispatch(&mut self, conn: ConnId, frame: Frame<'_>, now: Instant) -> Result<(), Error> {
         let phase = self.conns.get(&conn).map(|c| c.phase);
         match (frame.kind, phase) {
             (MessageType::Id | MessageType::PeerConnect | MessageType::PeerDisconnect, _) => {
-                Err(SignalError::InvalidCommand)
+                Err(Error::InvalidCommand)
             }
             (MessageType::Join, Some(Phase::Waiting)) => self.join(conn, &frame),
-            (MessageType::Join, _) => Err(SignalError::AlreadyInLobby),
+            (MessageType::Join, _) => Err(Error::AlreadyInLobby),
             (MessageType::Seal, Some(Phase::Member(key))) => self.seal(conn, key, now),
             (kind, Some(Phase::Member(key))) => self.relay(conn, key, kind, &frame),
-            (_, _) => Err(SignalError::NotInLobby),
+            (_, _) => Err(Error::NotInLobby),
         }
     }
 
-    fn join(&mut self, conn: ConnId, frame: &Frame<'_>) -> Result<(), SignalError> {
+    fn join(&mut self, conn: ConnId, frame: &Frame<'_>) -> Result<(), Error> {
         if frame.data_is_empty() {
             return self.create(conn, frame.id == 0);
         }
         let name = frame.data_string()?;
         let max_len = self.config.max_lobby_name_len.max(GENERATED_NAME_LEN);
         if !is_valid_name(&name, max_len) {
-            return Err(SignalError::InvalidLobbyName);
+            return Err(Error::InvalidLobbyName);
         }
-        let key = *self
-            .names
-            .get(&name)
-            .ok_or(SignalError::LobbyDoesNotExist)?;
+        let key = *self.names.get(&name).ok_or(Error::LobbyDoesNotExist)?;
         let Some(lobby) = self.lobbies.get_mut(&key) else {
-            return Err(SignalError::LobbyDoesNotExist);
+            return Err(Error::LobbyDoesNotExist);
         };
         if lobby.sealed {
-            return Err(SignalError::LobbyIsSealed);
+            return Err(Error::LobbyIsSealed);
         }
         if self
             .config
             .max_lobby_members
             .is_some_and(|max| lobby.members.len() >= max)
         {
-            return Err(SignalError::LobbyFull);
+            return Err(Error::LobbyFull);
         }
         let id = loop {
             let id = 2 + self.rng.below(i32::MAX as u64 - 1) as i32;
@@ -578,9 +570,9 @@ impl Hub {
         Ok(())
     }
 
-    fn create(&mut self, conn: ConnId, mesh: bool) -> Result<(), SignalError> {
+    fn create(&mut self, conn: ConnId, mesh: bool) -> Result<(), Error> {
         if self.lobbies.len() >= self.config.max_lobbies {
-            return Err(SignalError::TooManyLobbies);
+            return Err(Error::TooManyLobbies);
         }
         let name = loop {
             let name: String = (0..GENERATED_NAME_LEN)
@@ -625,12 +617,12 @@ impl Hub {
         self.counters.joins += 1;
     }
 
-    fn seal(&mut self, conn: ConnId, key: LobbyKey, now: Instant) -> Result<(), SignalError> {
+    fn seal(&mut self, conn: ConnId, key: LobbyKey, now: Instant) -> Result<(), Error> {
         let Some(lobby) = self.lobbies.get_mut(&key) else {
-            return Err(SignalError::NotInLobby);
+            return Err(Error::NotInLobby);
         };
         if lobby.host != conn {
-            return Err(SignalError::OnlyHostCanSeal);
+            return Err(Error::OnlyHostCanSeal);
         }
         if lobby.sealed {
             return Ok(());
@@ -654,13 +646,13 @@ impl Hub {
         key: LobbyKey,
         kind: MessageType,
         frame: &Frame<'_>,
-    ) -> Result<(), SignalError> {
-        let lobby = self.lobbies.get(&key).ok_or(SignalError::NotInLobby)?;
+    ) -> Result<(), Error> {
+        let lobby = self.lobbies.get(&key).ok_or(Error::NotInLobby)?;
         let dest = *lobby
             .ids
             .get(&frame.id)
             .filter(|dest| **dest != conn)
-            .ok_or(SignalError::InvalidDestination)?;
+            .ok_or(Error::InvalidDestination)?;
         let from = self.conns.get(&conn).map_or(0, |c| c.peer_id);
         send(
             &mut self.out,
@@ -672,7 +664,7 @@ impl Hub {
     }
 
     /// Closes `conn` for a protocol error.
-    fn fail(&mut self, conn: ConnId, error: SignalError) {
+    fn fail(&mut self, conn: ConnId, error: Error) {
         if self.is_open(conn) {
             tracing::debug!(conn, reason = error.reason(), "protocol error, closing");
             self.counters.errors[error as usize] += 1;

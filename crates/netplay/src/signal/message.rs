@@ -8,10 +8,10 @@
 //! it) and never unescaped or escaped again.
 //!
 //! What [`Message::parse`] accepts:
-//! * a JSON object (anything else, such as an array, is [`SignalError::InvalidFormat`]);
+//! * a JSON object (anything else, such as an array, is [`Error::InvalidFormat`]);
 //! * `type` and `id` numbers with an integral value (`4`, `4.0` and `4e0` are all 4; `4.5` is
 //!   refused, where the reference server would round it down);
-//! * `type` not negative; a type above 7 is [`SignalError::InvalidCommand`];
+//! * `type` not negative; a type above 7 is [`Error::InvalidCommand`];
 //! * `id` in `0..=i32::MAX` (the reference refuses negative ids too);
 //! * `data` a string; all three fields are required (the reference would default a missing
 //!   `data` to `""`; Godot's clients always send it);
@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Number;
 
-use super::SignalError;
+use super::Error;
 
 /// The `type` of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +155,7 @@ impl Message {
     }
 
     /// Parses one text message. See the module documentation for what is accepted.
-    pub fn parse(text: &str) -> Result<Message, SignalError> {
+    pub fn parse(text: &str) -> Result<Message, Error> {
         let frame = Frame::parse(text)?;
         Ok(Message {
             kind: frame.kind,
@@ -207,15 +207,15 @@ impl CandidatePayload {
     }
 
     /// Decodes a payload as Godot does: the non-empty `"\n"`-separated parts must be exactly
-    /// three and the second an unsigned integer; otherwise [`SignalError::InvalidFormat`].
-    pub fn decode(data: &str) -> Result<CandidatePayload, SignalError> {
+    /// three and the second an unsigned integer; otherwise [`Error::InvalidFormat`].
+    pub fn decode(data: &str) -> Result<CandidatePayload, Error> {
         let mut parts = data.split('\n').filter(|p| !p.is_empty());
         let (Some(mid), Some(index), Some(candidate), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(SignalError::InvalidFormat);
+            return Err(Error::InvalidFormat);
         };
-        let index = index.parse().map_err(|_| SignalError::InvalidFormat)?;
+        let index = index.parse().map_err(|_| Error::InvalidFormat)?;
         Ok(CandidatePayload {
             mid: mid.to_owned(),
             index,
@@ -245,7 +245,7 @@ pub(crate) struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     /// Parses and validates one text message.
-    pub(crate) fn parse(text: &'a str) -> Result<Frame<'a>, SignalError> {
+    pub(crate) fn parse(text: &'a str) -> Result<Frame<'a>, Error> {
         // serde would also read a struct from an array; the protocol wants an object.
         if text
             .trim_start_matches([' ', '\t', '\n', '\r'])
@@ -253,20 +253,20 @@ impl<'a> Frame<'a> {
             .first()
             != Some(&b'{')
         {
-            return Err(SignalError::InvalidFormat);
+            return Err(Error::InvalidFormat);
         }
-        let wire: Wire<'a> = serde_json::from_str(text).map_err(|_| SignalError::InvalidFormat)?;
-        let kind = integral(&wire.kind).ok_or(SignalError::InvalidFormat)?;
-        let id = integral(&wire.id).ok_or(SignalError::InvalidFormat)?;
+        let wire: Wire<'a> = serde_json::from_str(text).map_err(|_| Error::InvalidFormat)?;
+        let kind = integral(&wire.kind).ok_or(Error::InvalidFormat)?;
+        let id = integral(&wire.id).ok_or(Error::InvalidFormat)?;
         let data = wire.data.get();
         if kind < 0 || !data.starts_with('"') {
-            return Err(SignalError::InvalidFormat);
+            return Err(Error::InvalidFormat);
         }
         let id = i32::try_from(id)
             .ok()
             .filter(|id| *id >= 0)
-            .ok_or(SignalError::InvalidFormat)?;
-        let kind = MessageType::from_code(kind).ok_or(SignalError::InvalidCommand)?;
+            .ok_or(Error::InvalidFormat)?;
+        let kind = MessageType::from_code(kind).ok_or(Error::InvalidCommand)?;
         Ok(Frame { kind, id, data })
     }
 
@@ -276,8 +276,8 @@ impl<'a> Frame<'a> {
     }
 
     /// `data` unescaped. Fails only on an escaped lone surrogate, which has no `String` form.
-    pub(crate) fn data_string(&self) -> Result<String, SignalError> {
-        serde_json::from_str(self.data).map_err(|_| SignalError::InvalidFormat)
+    pub(crate) fn data_string(&self) -> Result<String, Error> {
+        serde_json::from_str(self.data).map_err(|_| Error::InvalidFormat)
     }
 }
 

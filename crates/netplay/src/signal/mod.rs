@@ -25,7 +25,7 @@
 //! | 7 | SEAL | C→S (host), S→C (all) | 0 | `""` |
 //!
 //! Every protocol error closes the connection with 4000 and a reason the client can show
-//! ([`SignalError::reason`]). A sealed lobby accepts no more joins, and after
+//! ([`Error::reason`]). A sealed lobby accepts no more joins, and after
 //! [`HubConfig::seal_close_timeout`] all its members are closed with 1000 "Seal complete". When
 //! the host leaves, the other members are closed with 4000 "Room host has disconnected".
 //!
@@ -62,7 +62,7 @@ mod rate;
 mod ws_client;
 
 pub use client::{ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
-pub use error::{CloseReason, SignalError};
+pub use error::{CloseReason, Error};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Transmit, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
 #[cfg(not(target_arch = "wasm32"))]

@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::message::{TransactionId, MAGIC_COOKIE};
-use super::StunError;
+use super::Error;
 
 /// The longest REALM, NONCE, SOFTWARE, USERNAME or error reason phrase accepted or sent, in
 /// bytes.
@@ -295,8 +295,8 @@ impl Attribute {
         typ: AttributeType,
         value: &[u8],
         tid: &TransactionId,
-    ) -> Result<Attribute, StunError> {
-        let bad = |reason| StunError::InvalidAttribute { typ, reason };
+    ) -> Result<Attribute, Error> {
+        let bad = |reason| Error::InvalidAttribute { typ, reason };
         Ok(match typ {
             AttributeType::MAPPED_ADDRESS => {
                 Attribute::MappedAddress(decode_address(value, None).map_err(bad)?)
@@ -398,11 +398,7 @@ impl Attribute {
     }
 
     /// Appends the value (no header, no padding) to `out`.
-    pub(crate) fn encode_value(
-        &self,
-        out: &mut Vec<u8>,
-        tid: &TransactionId,
-    ) -> Result<(), StunError> {
+    pub(crate) fn encode_value(&self, out: &mut Vec<u8>, tid: &TransactionId) -> Result<(), Error> {
         match self {
             Attribute::MappedAddress(a) => encode_address(out, *a, None),
             Attribute::XorMappedAddress(a)
@@ -417,7 +413,7 @@ impl Attribute {
             Attribute::Fingerprint(crc) => out.extend_from_slice(&crc.to_be_bytes()),
             Attribute::ErrorCode(e) => {
                 if !(300..=699).contains(&e.code) {
-                    return Err(StunError::InvalidValue {
+                    return Err(Error::InvalidValue {
                         what: "ERROR-CODE (not 300..=699)",
                     });
                 }
@@ -528,9 +524,9 @@ fn decode_text(value: &[u8]) -> Result<String, &'static str> {
     }
 }
 
-fn encode_text(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), StunError> {
+fn encode_text(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), Error> {
     if s.len() > MAX_TEXT_LEN {
-        return Err(StunError::TooLong {
+        return Err(Error::TooLong {
             what,
             len: s.len(),
             max: MAX_TEXT_LEN,
@@ -611,7 +607,7 @@ mod tests {
             assert!(
                 matches!(
                     Attribute::decode(typ, value, &TID),
-                    Err(StunError::InvalidAttribute { .. })
+                    Err(Error::InvalidAttribute { .. })
                 ),
                 "{value:?}"
             );
@@ -689,7 +685,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(matches!(
             Attribute::Realm(long.clone()).encode_value(&mut out, &TID),
-            Err(StunError::TooLong { .. })
+            Err(Error::TooLong { .. })
         ));
         assert!(Attribute::decode(AttributeType::NONCE, long.as_bytes(), &TID).is_err());
         assert!(Attribute::decode(AttributeType::USERNAME, &[0xff, 0xfe], &TID).is_err());

@@ -7,7 +7,7 @@
 use std::ops::RangeInclusive;
 
 use super::message::padding;
-use super::StunError;
+use super::Error;
 
 /// The channel numbers a client may bind (RFC 8656 §12): 0x4000 through 0x4FFF. RFC 5766
 /// allowed up to 0x7FFF; RFC 8656 gave the rest up so ChannelData stays clear of other protocols
@@ -32,21 +32,21 @@ impl<'a> ChannelData<'a> {
     ///
     /// The data may be followed by its padding to a multiple of four bytes (required over TCP
     /// and TLS, optional over UDP) or by nothing; anything else is refused.
-    pub fn decode(bytes: &'a [u8]) -> Result<ChannelData<'a>, StunError> {
+    pub fn decode(bytes: &'a [u8]) -> Result<ChannelData<'a>, Error> {
         if bytes.len() < Self::HEADER_LEN {
-            return Err(StunError::ChannelDataLength {
+            return Err(Error::ChannelDataLength {
                 declared: 0,
                 actual: bytes.len(),
             });
         }
         let channel = u16::from_be_bytes([bytes[0], bytes[1]]);
         if !CHANNEL_NUMBERS.contains(&channel) {
-            return Err(StunError::InvalidChannel(channel));
+            return Err(Error::InvalidChannel(channel));
         }
         let declared = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
         let actual = bytes.len() - Self::HEADER_LEN;
         if actual != declared && actual != declared + padding(declared) {
-            return Err(StunError::ChannelDataLength { declared, actual });
+            return Err(Error::ChannelDataLength { declared, actual });
         }
         Ok(ChannelData {
             channel,
@@ -65,11 +65,11 @@ impl<'a> ChannelData<'a> {
     ///
     /// Fails for a channel outside [`CHANNEL_NUMBERS`] or data over 65535 bytes, leaving `out`
     /// unchanged.
-    pub fn encode_into(&self, out: &mut Vec<u8>, padded: bool) -> Result<(), StunError> {
+    pub fn encode_into(&self, out: &mut Vec<u8>, padded: bool) -> Result<(), Error> {
         if !CHANNEL_NUMBERS.contains(&self.channel) {
-            return Err(StunError::InvalidChannel(self.channel));
+            return Err(Error::InvalidChannel(self.channel));
         }
-        let len = u16::try_from(self.data.len()).map_err(|_| StunError::TooLong {
+        let len = u16::try_from(self.data.len()).map_err(|_| Error::TooLong {
             what: "ChannelData data",
             len: self.data.len(),
             max: u16::MAX as usize,
@@ -85,7 +85,7 @@ impl<'a> ChannelData<'a> {
     }
 
     /// The frame as a new buffer; see [`ChannelData::encode_into`].
-    pub fn encode(&self, padded: bool) -> Result<Vec<u8>, StunError> {
+    pub fn encode(&self, padded: bool) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         self.encode_into(&mut out, padded)?;
         Ok(out)
@@ -119,12 +119,12 @@ mod tests {
     fn channel_numbers_outside_0x4000_to_0x4fff_are_refused() {
         for channel in [0x0000, 0x3FFF, 0x5000, 0x7FFF, 0xFFFF] {
             let frame = ChannelData { channel, data: b"" };
-            assert_eq!(frame.encode(false), Err(StunError::InvalidChannel(channel)));
+            assert_eq!(frame.encode(false), Err(Error::InvalidChannel(channel)));
             let mut bytes = vec![0; 4];
             bytes[..2].copy_from_slice(&channel.to_be_bytes());
             assert_eq!(
                 ChannelData::decode(&bytes),
-                Err(StunError::InvalidChannel(channel))
+                Err(Error::InvalidChannel(channel))
             );
         }
         for channel in [0x4000, 0x4FFF] {
@@ -153,7 +153,7 @@ mod tests {
             assert!(
                 matches!(
                     ChannelData::decode(bad),
-                    Err(StunError::ChannelDataLength { .. })
+                    Err(Error::ChannelDataLength { .. })
                 ),
                 "{bad:?}"
             );

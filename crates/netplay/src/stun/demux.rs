@@ -5,7 +5,7 @@
 
 use super::channel::{ChannelData, CHANNEL_NUMBERS};
 use super::message::{padding, HEADER_LEN, MAGIC_COOKIE};
-use super::StunError;
+use super::Error;
 
 /// What a packet on a multiplexed WebRTC socket is, by its first byte (RFC 7983 §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +57,7 @@ pub fn is_stun(bytes: &[u8]) -> bool {
 /// STUN message whose cookie is checked). ChannelData frames count their padding, which RFC 8656
 /// §12.5 makes mandatory on streams. Fails when the bytes can start neither: the stream is then
 /// out of sync and must be closed.
-pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, StunError> {
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, Error> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -66,26 +66,26 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, StunError> {
     match buf[0] {
         0x00..=0x3F => {
             if !len.is_multiple_of(4) {
-                return Err(StunError::UnalignedLength(len));
+                return Err(Error::UnalignedLength(len));
             }
             if buf.len() < 8 {
                 return Ok(None);
             }
             let cookie = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
             if cookie != MAGIC_COOKIE {
-                return Err(StunError::BadMagicCookie(cookie));
+                return Err(Error::BadMagicCookie(cookie));
             }
             Ok(Some(HEADER_LEN + len as usize))
         }
         0x40..=0x7F => {
             let channel = u16::from_be_bytes([buf[0], buf[1]]);
             if !CHANNEL_NUMBERS.contains(&channel) {
-                return Err(StunError::InvalidChannel(channel));
+                return Err(Error::InvalidChannel(channel));
             }
             let len = len as usize;
             Ok(Some(ChannelData::HEADER_LEN + len + padding(len)))
         }
-        _ => Err(StunError::NotStun),
+        _ => Err(Error::NotStun),
     }
 }
 
@@ -154,28 +154,22 @@ mod tests {
         assert_eq!(frame_len(&[0x4F, 0xFF, 0x00, 0x08]), Ok(Some(12)));
         assert_eq!(
             frame_len(&[0x50, 0x00, 0x00, 0x00]),
-            Err(StunError::InvalidChannel(0x5000))
+            Err(Error::InvalidChannel(0x5000))
         );
         // Method 0xFFF: a STUN message outside the RFC 7983 range still frames.
         assert_eq!(
             frame_len(&[0x3E, 0xEF, 0x00, 0x04, 0x21, 0x12, 0xA4, 0x42]),
             Ok(Some(24))
         );
-        assert_eq!(
-            frame_len(&[0x80, 0x00, 0x00, 0x00]),
-            Err(StunError::NotStun)
-        );
-        assert_eq!(
-            frame_len(&[0xFF, 0xFF, 0xFF, 0xFF]),
-            Err(StunError::NotStun)
-        );
+        assert_eq!(frame_len(&[0x80, 0x00, 0x00, 0x00]), Err(Error::NotStun));
+        assert_eq!(frame_len(&[0xFF, 0xFF, 0xFF, 0xFF]), Err(Error::NotStun));
         assert_eq!(
             frame_len(&[0x00, 0x01, 0x00, 0x02]),
-            Err(StunError::UnalignedLength(2))
+            Err(Error::UnalignedLength(2))
         );
         assert!(matches!(
             frame_len(&[0x00, 0x01, 0x00, 0x00, 1, 2, 3, 4]),
-            Err(StunError::BadMagicCookie(_))
+            Err(Error::BadMagicCookie(_))
         ));
     }
 }

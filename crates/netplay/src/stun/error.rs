@@ -8,7 +8,7 @@ use super::AttributeType;
 /// Why a STUN message or ChannelData frame was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum StunError {
+pub enum Error {
     /// Fewer bytes than the 20-byte STUN header.
     #[error("{len} bytes is shorter than the 20-byte STUN header")]
     TooShort {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use super::attribute::{Attribute, AttributeType, ErrorCode};
 use super::crypto::{crc32, ct_eq, hmac_sha1};
-use super::{Key, StunError};
+use super::{Error, Key};
 
 /// The magic cookie every RFC 5389/8489 message carries at bytes 4..8.
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
@@ -240,7 +240,7 @@ impl Message {
     /// length field.
     ///
     /// [`MAX_TEXT_LEN`]: super::MAX_TEXT_LEN
-    pub fn encode(&self, integrity: Option<&Key>, fingerprint: bool) -> Result<Vec<u8>, StunError> {
+    pub fn encode(&self, integrity: Option<&Key>, fingerprint: bool) -> Result<Vec<u8>, Error> {
         self.encode_padded(integrity, fingerprint, 0)
     }
 
@@ -251,7 +251,7 @@ impl Message {
         integrity: Option<&Key>,
         fingerprint: bool,
         pad: u8,
-    ) -> Result<Vec<u8>, StunError> {
+    ) -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(HEADER_LEN + 64);
         out.extend_from_slice(&self.typ.as_u16().to_be_bytes());
         out.extend_from_slice(&[0, 0]);
@@ -267,7 +267,7 @@ impl Message {
             out.extend_from_slice(&[0, 0]);
             attr.encode_value(&mut out, &self.transaction_id)?;
             let len = out.len() - start - 4;
-            let len16 = u16::try_from(len).map_err(|_| StunError::TooLong {
+            let len16 = u16::try_from(len).map_err(|_| Error::TooLong {
                 what: "attribute value",
                 len,
                 max: u16::MAX as usize,
@@ -307,14 +307,14 @@ impl Message {
     ///
     /// MESSAGE-INTEGRITY is not checked: that needs the key, see [`verify_integrity`] and
     /// [`Message::decode_verified`].
-    pub fn decode(bytes: &[u8]) -> Result<Message, StunError> {
+    pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
         let (typ, transaction_id) = parse_header(bytes)?;
         let mut attributes = Vec::new();
         let mut last_guard: Option<AttributeType> = None;
         for raw in RawAttributes::new(bytes) {
             let (offset, typ, value) = raw?;
             if attributes.len() == MAX_ATTRIBUTES {
-                return Err(StunError::TooManyAttributes {
+                return Err(Error::TooManyAttributes {
                     max: MAX_ATTRIBUTES,
                 });
             }
@@ -328,7 +328,7 @@ impl Message {
                     _ => false,
                 };
                 if !allowed {
-                    return Err(StunError::MisplacedAttribute { typ, after });
+                    return Err(Error::MisplacedAttribute { typ, after });
                 }
             }
             let attr = Attribute::decode(typ, value, &transaction_id)?;
@@ -336,7 +336,7 @@ impl Message {
                 // FINGERPRINT is last, so the header's length already counts it, as the CRC
                 // requires; anything after it is refused on the next round.
                 if crc32(&bytes[..offset]) ^ FINGERPRINT_XOR != crc {
-                    return Err(StunError::FingerprintMismatch);
+                    return Err(Error::FingerprintMismatch);
                 }
             }
             if typ.is_computed() {
@@ -353,13 +353,13 @@ impl Message {
 
     /// [`Message::decode`], then [`verify_integrity`] under `key`: for responses to
     /// authenticated requests, and for ICE checks.
-    pub fn decode_verified(bytes: &[u8], key: &Key) -> Result<Message, StunError> {
+    pub fn decode_verified(bytes: &[u8], key: &Key) -> Result<Message, Error> {
         let message = Message::decode(bytes)?;
         if !message.has_integrity() {
-            return Err(StunError::MissingIntegrity);
+            return Err(Error::MissingIntegrity);
         }
         if !verify_integrity(bytes, key) {
-            return Err(StunError::IntegrityMismatch);
+            return Err(Error::IntegrityMismatch);
         }
         Ok(message)
     }
@@ -532,23 +532,23 @@ pub fn verify_integrity(bytes: &[u8], key: &Key) -> bool {
 }
 
 /// Checks the 20-byte header of a message that is exactly `bytes`.
-pub(crate) fn parse_header(bytes: &[u8]) -> Result<(MessageType, TransactionId), StunError> {
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<(MessageType, TransactionId), Error> {
     if bytes.len() < HEADER_LEN {
-        return Err(StunError::TooShort { len: bytes.len() });
+        return Err(Error::TooShort { len: bytes.len() });
     }
-    let typ = MessageType::from_u16(u16::from_be_bytes([bytes[0], bytes[1]]))
-        .ok_or(StunError::NotStun)?;
+    let typ =
+        MessageType::from_u16(u16::from_be_bytes([bytes[0], bytes[1]])).ok_or(Error::NotStun)?;
     let cookie = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     if cookie != MAGIC_COOKIE {
-        return Err(StunError::BadMagicCookie(cookie));
+        return Err(Error::BadMagicCookie(cookie));
     }
     let declared = u16::from_be_bytes([bytes[2], bytes[3]]);
     if !declared.is_multiple_of(4) {
-        return Err(StunError::UnalignedLength(declared));
+        return Err(Error::UnalignedLength(declared));
     }
     let actual = bytes.len() - HEADER_LEN;
     if declared as usize != actual {
-        return Err(StunError::LengthMismatch {
+        return Err(Error::LengthMismatch {
             declared: declared as usize,
             actual,
         });
@@ -575,7 +575,7 @@ impl<'a> RawAttributes<'a> {
 }
 
 impl<'a> Iterator for RawAttributes<'a> {
-    type Item = Result<(usize, AttributeType, &'a [u8]), StunError>;
+    type Item = Result<(usize, AttributeType, &'a [u8]), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let offset = self.pos;
@@ -585,14 +585,14 @@ impl<'a> Iterator for RawAttributes<'a> {
         }
         if rest.len() < 4 {
             self.pos = self.bytes.len();
-            return Some(Err(StunError::TruncatedAttribute { offset }));
+            return Some(Err(Error::TruncatedAttribute { offset }));
         }
         let typ = AttributeType(u16::from_be_bytes([rest[0], rest[1]]));
         let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
         let padded = len + padding(len);
         if padded > rest.len() - 4 {
             self.pos = self.bytes.len();
-            return Some(Err(StunError::TruncatedAttribute { offset }));
+            return Some(Err(Error::TruncatedAttribute { offset }));
         }
         self.pos = offset + 4 + padded;
         Some(Ok((offset, typ, &rest[4..4 + len])))
@@ -604,10 +604,10 @@ pub(crate) fn padding(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
-fn check_body_len(total: usize) -> Result<(), StunError> {
+fn check_body_len(total: usize) -> Result<(), Error> {
     let body = total - HEADER_LEN;
     if body > MAX_BODY_LEN {
-        return Err(StunError::TooLong {
+        return Err(Error::TooLong {
             what: "message",
             len: body,
             max: MAX_BODY_LEN,
@@ -617,10 +617,10 @@ fn check_body_len(total: usize) -> Result<(), StunError> {
 }
 
 /// Sets the header's length to the body so far plus `extra` bytes still to come.
-fn set_body_len(out: &mut [u8], extra: usize) -> Result<(), StunError> {
+fn set_body_len(out: &mut [u8], extra: usize) -> Result<(), Error> {
     let body = out.len() - HEADER_LEN + extra;
     if body > MAX_BODY_LEN {
-        return Err(StunError::TooLong {
+        return Err(Error::TooLong {
             what: "message",
             len: body,
             max: MAX_BODY_LEN,
@@ -678,26 +678,26 @@ mod tests {
         assert!(Message::decode(&good).is_ok());
         assert_eq!(
             Message::decode(&good[..19]),
-            Err(StunError::TooShort { len: 19 })
+            Err(Error::TooShort { len: 19 })
         );
         let mut bad = good.clone();
         bad[0] |= 0x40;
-        assert_eq!(Message::decode(&bad), Err(StunError::NotStun));
+        assert_eq!(Message::decode(&bad), Err(Error::NotStun));
         let mut bad = good.clone();
         bad[4] = 0;
         assert!(matches!(
             Message::decode(&bad),
-            Err(StunError::BadMagicCookie(_))
+            Err(Error::BadMagicCookie(_))
         ));
         let mut bad = good.clone();
         bad[3] = 2;
         bad.extend_from_slice(&[0, 0]);
-        assert_eq!(Message::decode(&bad), Err(StunError::UnalignedLength(2)));
+        assert_eq!(Message::decode(&bad), Err(Error::UnalignedLength(2)));
         let mut bad = good.clone();
         bad[3] = 4;
         assert_eq!(
             Message::decode(&bad),
-            Err(StunError::LengthMismatch {
+            Err(Error::LengthMismatch {
                 declared: 4,
                 actual: 0
             })
@@ -706,7 +706,7 @@ mod tests {
         bad.extend_from_slice(&[0; 4]);
         assert_eq!(
             Message::decode(&bad),
-            Err(StunError::LengthMismatch {
+            Err(Error::LengthMismatch {
                 declared: 0,
                 actual: 4
             })
@@ -722,7 +722,7 @@ mod tests {
         m[22..24].copy_from_slice(&5u16.to_be_bytes()); // 5 bytes + 3 padding > 4 present
         assert_eq!(
             Message::decode(&m),
-            Err(StunError::TruncatedAttribute { offset: 20 })
+            Err(Error::TruncatedAttribute { offset: 20 })
         );
         assert!(!verify_integrity(&m, &Key::short_term("k")));
     }
@@ -753,7 +753,7 @@ mod tests {
         let too_many = m.encode(None, false).unwrap();
         assert_eq!(
             Message::decode(&too_many),
-            Err(StunError::TooManyAttributes {
+            Err(Error::TooManyAttributes {
                 max: MAX_ATTRIBUTES
             })
         );
@@ -770,7 +770,7 @@ mod tests {
         bad[2..4].copy_from_slice(&len.to_be_bytes());
         assert_eq!(
             Message::decode(&bad),
-            Err(StunError::MisplacedAttribute {
+            Err(Error::MisplacedAttribute {
                 typ: AttributeType::SOFTWARE,
                 after: AttributeType::MESSAGE_INTEGRITY
             })
@@ -794,7 +794,7 @@ mod tests {
         bad[2..4].copy_from_slice(&len.to_be_bytes());
         assert!(matches!(
             Message::decode(&bad),
-            Err(StunError::MisplacedAttribute { .. })
+            Err(Error::MisplacedAttribute { .. })
         ));
     }
 
@@ -805,13 +805,13 @@ mod tests {
         let len = (m.len() - 20) as u16;
         m[2..4].copy_from_slice(&len.to_be_bytes());
         // The CRC no longer matches (the length changed), which is reported first.
-        assert_eq!(Message::decode(&m), Err(StunError::FingerprintMismatch));
+        assert_eq!(Message::decode(&m), Err(Error::FingerprintMismatch));
         // With a recomputed CRC, the order rule catches it.
         let crc = crc32(&m[..20]) ^ FINGERPRINT_XOR;
         m[24..28].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(
             Message::decode(&m),
-            Err(StunError::MisplacedAttribute {
+            Err(Error::MisplacedAttribute {
                 typ: AttributeType::DONT_FRAGMENT,
                 after: AttributeType::FINGERPRINT
             })
@@ -823,7 +823,7 @@ mod tests {
         let mut m = binding_request().encode(None, true).unwrap();
         let last = m.len() - 1;
         m[last] ^= 1;
-        assert_eq!(Message::decode(&m), Err(StunError::FingerprintMismatch));
+        assert_eq!(Message::decode(&m), Err(Error::FingerprintMismatch));
     }
 
     #[test]
@@ -850,13 +850,13 @@ mod tests {
         );
         assert_eq!(
             Message::decode_verified(&bytes, &Key::short_term("nope")),
-            Err(StunError::IntegrityMismatch)
+            Err(Error::IntegrityMismatch)
         );
         let unsigned = m.encode(None, true).unwrap();
         assert!(!verify_integrity(&unsigned, &key));
         assert_eq!(
             Message::decode_verified(&unsigned, &key),
-            Err(StunError::MissingIntegrity)
+            Err(Error::MissingIntegrity)
         );
     }
 
@@ -880,7 +880,7 @@ mod tests {
         let m = binding_request().with(Attribute::Data(vec![0; 70_000]));
         assert!(matches!(
             m.encode(None, false),
-            Err(StunError::TooLong {
+            Err(Error::TooLong {
                 what: "attribute value",
                 ..
             })
@@ -888,7 +888,7 @@ mod tests {
         let m = binding_request().with(Attribute::Data(vec![0; 65_530]));
         assert!(matches!(
             m.encode(None, false),
-            Err(StunError::TooLong {
+            Err(Error::TooLong {
                 what: "message",
                 ..
             })

@@ -64,7 +64,7 @@ mod turn_tests;
 pub use attribute::{Attribute, AttributeType, ErrorCode, MAX_TEXT_LEN, REQUESTED_TRANSPORT_UDP};
 pub use channel::{ChannelData, CHANNEL_NUMBERS};
 pub use demux::{classify, frame_len, is_stun, PacketKind};
-pub use error::StunError;
+pub use error::Error;
 pub use key::Key;
 pub use message::{
     verify_integrity, Class, Message, MessageType, Method, TransactionId, HEADER_LEN, MAGIC_COOKIE,

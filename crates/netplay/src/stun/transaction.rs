@@ -6,7 +6,7 @@
 
 use crate::time::{Duration, Instant};
 
-use super::{Class, Key, Message, Method, StunError, TransactionId};
+use super::{Class, Error, Key, Message, Method, TransactionId};
 
 /// The retransmission parameters of RFC 8489 §6.2.1.
 ///
@@ -137,9 +137,9 @@ impl ClientTransaction {
         request: &Message,
         integrity: Option<&Key>,
         schedule: RetransmitSchedule,
-    ) -> Result<ClientTransaction, StunError> {
+    ) -> Result<ClientTransaction, Error> {
         if request.typ.class != Class::Request {
-            return Err(StunError::NotARequest(request.typ.class));
+            return Err(Error::NotARequest(request.typ.class));
         }
         Ok(ClientTransaction {
             id: request.transaction_id,
@@ -375,7 +375,7 @@ mod tests {
         let indication = Message::indication(Method::Send);
         assert_eq!(
             ClientTransaction::new(&indication, None, RetransmitSchedule::default()).unwrap_err(),
-            StunError::NotARequest(Class::Indication)
+            Error::NotARequest(Class::Indication)
         );
         let key = Key::long_term("u", "r", "p");
         let tx = ClientTransaction::new(

@@ -64,8 +64,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    classify, verify_integrity, Action, Attribute, ChannelData, Class, ClientTransaction,
-    ErrorCode, Key, Message, Method, PacketKind, RetransmitSchedule, StunError, TransactionId,
+    classify, verify_integrity, Action, Attribute, ChannelData, Class, ClientTransaction, Error,
+    ErrorCode, Key, Message, Method, PacketKind, RetransmitSchedule, TransactionId,
     CHANNEL_NUMBERS, REQUESTED_TRANSPORT_UDP,
 };
 
@@ -191,7 +191,7 @@ pub enum TurnFailure {
     /// carry, an error without ERROR-CODE, unknown comprehension-required attributes.
     InvalidResponse(&'static str),
     /// The request could not be encoded (credentials or SOFTWARE too long).
-    Encode(StunError),
+    Encode(Error),
 }
 
 impl fmt::Display for TurnFailure {
@@ -246,7 +246,7 @@ pub enum TurnError {
     QueueFull(usize),
     /// The data does not fit a Send indication or ChannelData frame.
     #[error("data does not encode: {0}")]
-    Encode(StunError),
+    Encode(Error),
 }
 
 /// Something that happened to the allocation, from [`TurnClient::poll_event`].

@@ -88,7 +88,7 @@ fn closes(out: &[Transmit]) -> Vec<(ConnId, u16, String)> {
         .collect()
 }
 
-fn close_of(conn: ConnId, error: SignalError) -> Vec<(ConnId, u16, String)> {
+fn close_of(conn: ConnId, error: Error) -> Vec<(ConnId, u16, String)> {
     vec![(conn, error.code(), error.reason().to_owned())]
 }
 
@@ -371,15 +371,9 @@ fn relay_to_an_unknown_id_is_invalid_destination() {
         .find(|id| ![h.id(2), h.id(3), h.id(4)].contains(id))
         .unwrap();
     h.send(2, &Message::offer(unused, "x"));
-    assert_eq!(
-        closes(&h.drain()),
-        close_of(2, SignalError::InvalidDestination)
-    );
+    assert_eq!(closes(&h.drain()), close_of(2, Error::InvalidDestination));
     h.send(3, &Message::offer(0, "x"));
-    assert_eq!(
-        closes(&h.drain()),
-        close_of(3, SignalError::InvalidDestination)
-    );
+    assert_eq!(closes(&h.drain()), close_of(3, Error::InvalidDestination));
 }
 
 #[test]
@@ -392,14 +386,11 @@ fn relay_to_oneself_is_invalid_destination() {
         candidate: "c".into(),
     };
     h.send(3, &Message::candidate(id3, &c));
-    assert_eq!(
-        closes(&h.drain()),
-        close_of(3, SignalError::InvalidDestination)
-    );
+    assert_eq!(closes(&h.drain()), close_of(3, Error::InvalidDestination));
     h.send(1, &Message::offer(1, "x"));
     assert_eq!(
         closes(&h.drain())[0],
-        close_of(1, SignalError::InvalidDestination)[0]
+        close_of(1, Error::InvalidDestination)[0]
     );
 }
 
@@ -413,10 +404,7 @@ fn relay_to_a_member_of_another_lobby_is_invalid_destination() {
     let id4 = h.id(4);
     if id4 != h.id(2) {
         h.send(2, &Message::offer(id4, "x"));
-        assert_eq!(
-            closes(&h.drain()),
-            close_of(2, SignalError::InvalidDestination)
-        );
+        assert_eq!(closes(&h.drain()), close_of(2, Error::InvalidDestination));
     }
 }
 
@@ -432,9 +420,9 @@ fn relay_or_seal_before_joining_is_invalid_message_when_not_in_a_lobby() {
     ] {
         h.connect(conn);
         h.send(conn, &message);
-        assert_eq!(closes(&h.drain()), close_of(conn, SignalError::NotInLobby));
+        assert_eq!(closes(&h.drain()), close_of(conn, Error::NotInLobby));
         assert_eq!(
-            SignalError::NotInLobby.reason(),
+            Error::NotInLobby.reason(),
             "Invalid message when not in a lobby"
         );
     }
@@ -460,7 +448,7 @@ fn seal_by_a_client_closes_it_with_only_host_can_seal() {
     let (mut h, name, _) = lobby_of_four(HubConfig::default(), false);
     h.send(3, &Message::seal());
     let out = h.drain();
-    assert_eq!(closes(&out), close_of(3, SignalError::OnlyHostCanSeal));
+    assert_eq!(closes(&out), close_of(3, Error::OnlyHostCanSeal));
     assert!(!h.hub.lobby(&name).unwrap().sealed);
 }
 
@@ -470,7 +458,7 @@ fn join_after_seal_is_lobby_is_sealed() {
     h.send(1, &Message::seal());
     h.drain();
     let out = h.join(5, &name);
-    assert_eq!(closes(&out), close_of(5, SignalError::LobbyIsSealed));
+    assert_eq!(closes(&out), close_of(5, Error::LobbyIsSealed));
     assert!(messages_to(&out, 5).is_empty());
 }
 
@@ -550,7 +538,7 @@ fn host_closed_for_an_error_also_closes_everyone() {
     let (mut h, name, _) = lobby_of_four(HubConfig::default(), false);
     h.text(1, "garbage");
     let out = h.drain();
-    let mut expected = close_of(1, SignalError::InvalidFormat);
+    let mut expected = close_of(1, Error::InvalidFormat);
     expected.extend((2..=4).map(|c| (c, 4000, "Room host has disconnected".to_owned())));
     assert_eq!(closes(&out), expected);
     assert!(h.hub.lobby(&name).is_none());
@@ -606,7 +594,7 @@ fn member_closed_for_an_error_gives_peer_disconnect() {
     let id3 = h.id(3);
     h.hub.receive_binary(3, h.now);
     let out = h.drain();
-    assert_eq!(closes(&out), close_of(3, SignalError::InvalidTransferMode));
+    assert_eq!(closes(&out), close_of(3, Error::InvalidTransferMode));
     for conn in [1, 2, 4] {
         assert_eq!(messages_to(&out, conn), [Message::peer_disconnect(id3)]);
     }
@@ -623,7 +611,7 @@ fn a_freed_id_can_be_relayed_to_no_more() {
     h.send(1, &Message::offer(id2, "x"));
     assert_eq!(
         closes(&h.drain())[0],
-        close_of(1, SignalError::InvalidDestination)[0]
+        close_of(1, Error::InvalidDestination)[0]
     );
 }
 
@@ -690,14 +678,14 @@ fn max_peers_closes_one_more_connection_with_too_many_peers() {
     h.connect(1);
     h.connect(2);
     h.connect(3);
-    assert_eq!(closes(&h.drain()), close_of(3, SignalError::TooManyPeers));
+    assert_eq!(closes(&h.drain()), close_of(3, Error::TooManyPeers));
     assert_eq!(h.hub.connection_count(), 2);
     assert!(!h.hub.is_open(3));
     // A connection closed by the hub counts until the driver reports it gone.
     h.hub.receive_binary(2, h.now);
     h.drain();
     h.connect(4);
-    assert_eq!(closes(&h.drain()), close_of(4, SignalError::TooManyPeers));
+    assert_eq!(closes(&h.drain()), close_of(4, Error::TooManyPeers));
     h.hub.disconnect(2, h.now);
     h.connect(5);
     assert!(h.drain().is_empty());
@@ -714,9 +702,9 @@ fn max_lobbies_closes_the_creator_with_too_many_lobbies() {
     h.create(2, true);
     h.connect(3);
     h.send(3, &Message::join("", true));
-    assert_eq!(closes(&h.drain()), close_of(3, SignalError::TooManyLobbies));
+    assert_eq!(closes(&h.drain()), close_of(3, Error::TooManyLobbies));
     assert_eq!(
-        SignalError::TooManyLobbies.reason(),
+        Error::TooManyLobbies.reason(),
         "Too many lobbies open, disconnecting"
     );
     // Joining an existing lobby is still fine, and a closed lobby frees a slot.
@@ -736,7 +724,7 @@ fn max_lobby_members_closes_the_extra_joiner_with_lobby_is_full() {
     let name = h.create(1, true);
     assert!(closes(&h.join(2, &name)).is_empty());
     let out = h.join(3, &name);
-    assert_eq!(closes(&out), close_of(3, SignalError::LobbyFull));
+    assert_eq!(closes(&out), close_of(3, Error::LobbyFull));
     assert!(messages_to(&out, 1).is_empty(), "the members hear nothing");
 }
 
@@ -756,11 +744,8 @@ fn no_join_within_the_join_timeout_closes_with_have_not_joined_lobby_yet() {
     h.advance(Duration::from_millis(499));
     assert!(h.drain().is_empty());
     h.advance(Duration::from_millis(1));
-    assert_eq!(closes(&h.drain()), close_of(1, SignalError::JoinTimeout));
-    assert_eq!(
-        SignalError::JoinTimeout.reason(),
-        "Have not joined lobby yet"
-    );
+    assert_eq!(closes(&h.drain()), close_of(1, Error::JoinTimeout));
+    assert_eq!(Error::JoinTimeout.reason(), "Have not joined lobby yet");
     assert_eq!(h.hub.poll_timeout(), None);
     assert!(h.hub.is_open(2));
 }
@@ -794,7 +779,7 @@ fn lobby_name_too_long_or_outside_the_alphabet_is_invalid_lobby_name() {
         let out = h.join(2, &name);
         assert_eq!(
             closes(&out),
-            close_of(2, SignalError::InvalidLobbyName),
+            close_of(2, Error::InvalidLobbyName),
             "{name:?}"
         );
     }
@@ -807,13 +792,10 @@ fn valid_unknown_lobby_name_is_lobby_does_not_exists() {
         let out = h.join(1, name);
         assert_eq!(
             closes(&out),
-            close_of(1, SignalError::LobbyDoesNotExist),
+            close_of(1, Error::LobbyDoesNotExist),
             "{name}"
         );
-        assert_eq!(
-            SignalError::LobbyDoesNotExist.reason(),
-            "Lobby does not exists"
-        );
+        assert_eq!(Error::LobbyDoesNotExist.reason(), "Lobby does not exists");
     }
 }
 
@@ -826,7 +808,7 @@ fn max_lobby_name_len_below_the_generated_length_still_admits_generated_names() 
     let name = h.create(1, true);
     assert!(closes(&h.join(2, &name)).is_empty());
     let out = h.join(3, &"a".repeat(GENERATED_NAME_LEN + 1));
-    assert_eq!(closes(&out), close_of(3, SignalError::InvalidLobbyName));
+    assert_eq!(closes(&out), close_of(3, Error::InvalidLobbyName));
 }
 
 #[test]
@@ -845,7 +827,7 @@ fn messages_over_the_rate_limit_close_with_too_many_messages() {
     h.send(1, &Message::offer(id2, "c"));
     assert_eq!(
         closes(&h.drain())[0],
-        close_of(1, SignalError::TooManyMessages)[0]
+        close_of(1, Error::TooManyMessages)[0]
     );
 }
 
@@ -934,7 +916,7 @@ fn malformed_message_closes_with_invalid_message_format() {
         h.text(1, text);
         assert_eq!(
             closes(&h.drain()),
-            close_of(1, SignalError::InvalidFormat),
+            close_of(1, Error::InvalidFormat),
             "{text}"
         );
     }
@@ -945,7 +927,7 @@ fn escaped_lone_surrogate_in_a_join_name_is_invalid_message_format() {
     let mut h = Harness::new();
     h.connect(1);
     h.text(1, r#"{"type":0,"id":0,"data":"\ud800"}"#);
-    assert_eq!(closes(&h.drain()), close_of(1, SignalError::InvalidFormat));
+    assert_eq!(closes(&h.drain()), close_of(1, Error::InvalidFormat));
 }
 
 #[test]
@@ -967,7 +949,7 @@ fn server_only_or_unknown_types_from_a_client_are_invalid_command() {
         h.text(1, text);
         assert_eq!(
             closes(&h.drain()),
-            close_of(1, SignalError::InvalidCommand),
+            close_of(1, Error::InvalidCommand),
             "{text}"
         );
     }
@@ -978,11 +960,11 @@ fn second_join_is_already_in_a_lobby() {
     let mut h = Harness::new();
     let name = h.create(1, true);
     h.send(1, &Message::join("", true));
-    assert_eq!(closes(&h.drain()), close_of(1, SignalError::AlreadyInLobby));
+    assert_eq!(closes(&h.drain()), close_of(1, Error::AlreadyInLobby));
     let other = h.create(2, true);
     h.join(3, &other);
     h.send(3, &Message::join(&*name, true));
-    assert_eq!(closes(&h.drain()), close_of(3, SignalError::AlreadyInLobby));
+    assert_eq!(closes(&h.drain()), close_of(3, Error::AlreadyInLobby));
 }
 
 // ---- Stats ----
@@ -1005,16 +987,16 @@ fn stats_count_connections_lobbies_relays_errors_and_closes() {
     );
     assert_eq!((s.messages_received, s.messages_relayed), (6, 1));
     let errors: Vec<_> = s.errors.iter().filter(|(_, n)| *n > 0).collect();
-    assert_eq!(errors, [&(SignalError::InvalidTransferMode, 1)]);
-    assert_eq!(s.errors.len(), SignalError::ALL.len());
+    assert_eq!(errors, [&(Error::InvalidTransferMode, 1)]);
+    assert_eq!(s.errors.len(), Error::ALL.len());
     h.advance(Duration::from_secs(10));
     let s = h.hub.stats();
     let closes: Vec<_> = s.closes.iter().filter(|(_, n)| *n > 0).copied().collect();
     assert_eq!(
         closes,
         [
-            (CloseReason::Error(SignalError::JoinTimeout), 1),
-            (CloseReason::Error(SignalError::InvalidTransferMode), 1),
+            (CloseReason::Error(Error::JoinTimeout), 1),
+            (CloseReason::Error(Error::InvalidTransferMode), 1),
             (CloseReason::SealComplete, 3)
         ]
     );

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn parse_err(text: &str) -> SignalError {
+fn parse_err(text: &str) -> Error {
     Message::parse(text).expect_err(text)
 }
 
@@ -147,7 +147,7 @@ fn invalid_message_format_for_anything_not_a_well_typed_object() {
         "{\"type\":4,\"id\":1,\"data\":\"raw\u{1}control\"}",
         r#"{"type":4,"id":1,"data":"lone \ud800 surrogate"}"#,
     ] {
-        assert_eq!(parse_err(text), SignalError::InvalidFormat, "{text}");
+        assert_eq!(parse_err(text), Error::InvalidFormat, "{text}");
     }
 }
 
@@ -155,15 +155,15 @@ fn invalid_message_format_for_anything_not_a_well_typed_object() {
 fn invalid_message_format_for_negative_or_fractional_type() {
     assert_eq!(
         parse_err(r#"{"type":-1,"id":1,"data":""}"#),
-        SignalError::InvalidFormat
+        Error::InvalidFormat
     );
     assert_eq!(
         parse_err(r#"{"type":4.5,"id":1,"data":""}"#),
-        SignalError::InvalidFormat
+        Error::InvalidFormat
     );
     assert_eq!(
         parse_err(r#"{"type":-1e300,"id":1,"data":""}"#),
-        SignalError::InvalidFormat
+        Error::InvalidFormat
     );
 }
 
@@ -178,7 +178,7 @@ fn invalid_message_format_for_id_outside_i32_or_negative() {
         "-2147483648",
     ] {
         let text = format!(r#"{{"type":4,"id":{id},"data":""}}"#);
-        assert_eq!(parse_err(&text), SignalError::InvalidFormat, "{text}");
+        assert_eq!(parse_err(&text), Error::InvalidFormat, "{text}");
     }
 }
 
@@ -186,7 +186,7 @@ fn invalid_message_format_for_id_outside_i32_or_negative() {
 fn invalid_command_for_unknown_type() {
     for ty in ["8", "255", "99999999999999999999", "1e30"] {
         let text = format!(r#"{{"type":{ty},"id":1,"data":""}}"#);
-        assert_eq!(parse_err(&text), SignalError::InvalidCommand, "{text}");
+        assert_eq!(parse_err(&text), Error::InvalidCommand, "{text}");
     }
 }
 
@@ -250,7 +250,7 @@ fn candidate_payload_without_three_parts_or_with_bad_index_is_invalid() {
     ] {
         assert_eq!(
             CandidatePayload::decode(data),
-            Err(SignalError::InvalidFormat),
+            Err(Error::InvalidFormat),
             "{data:?}"
         );
     }
