@@ -236,6 +236,24 @@ for size in "${SIZES[@]}"; do
     echo "$row"
 done
 echo
+echo "CPU per MB during the throughput window, sender + receiver (ms of CPU time per 10^6 bytes moved, from the medians above; lower is better):"
+echo
+h="| Messages |"; s="|---|"
+for c in "${COLS[@]}"; do h+=" $c |"; s+="---:|"; done
+echo "$h"; echo "$s"
+for size in "${SIZES[@]}"; do
+    label="1 KiB"
+    [ "$size" = 65536 ] && label="64 KiB"
+    row="| $label |"
+    for c in "${COLS[@]}"; do
+        # shellcheck disable=SC2086
+        cpu_ms="$(awk -v a="$(median ${SCPU[$size,$c]})" -v b="$(median ${RCPU[$size,$c]})" -v m="$(median ${MB[$size,$c]})" \
+            'BEGIN { if (a == "nan" || b == "nan" || m == "nan" || m == 0) print "nan"; else print (a + b) * 1000 / m }')"
+        row+=" $(fmt "$cpu_ms" 2) |"
+    done
+    echo "$row"
+done
+echo
 echo "Offer-to-open, create_offer until the channel is open on both sides (ms; median over the invocations of each invocation's median and 90th percentile of ${OPEN_RUNS} runs; lower is better):"
 echo
 h="| Statistic |"; s="|---|"
