@@ -244,4 +244,6 @@ for r in "${ROWS[@]}"; do row "$r"; done
 [ "${#ROWS[@]}" -gt 1 ] && row med
 echo
 echo "Server RSS per client (median): $(commas "$(median ${V[all,joined_bytes_per_client]})") B just after joining, $(commas "$(median ${V[all,idle_bytes_per_client]})") B after ${IDLE_SECONDS} s idle, $(commas "$(median ${V[all,after_relay_bytes_per_client]})") B after the relay phase (2 s later)."
-[ "$NODES" = 2 ] && echo "Redis RSS growth per client (median, end of run): $(commas "$(median ${V[all,redis_bytes_per_client]})") B."
+if [ "$NODES" = 2 ]; then
+    echo "Redis RSS growth per client (median, end of run): $(commas "$(median ${V[all,redis_bytes_per_client]})") B."
+fi

@@ -1,4 +1,5 @@
 //! The `netplay` command: servers and test peers built on the netplay library.
+#![forbid(unsafe_code)]
 
 mod echo;
 mod rtc_echo;
