@@ -15,12 +15,13 @@
 #      with no default features and with each feature alone, checks the whole
 #      workspace with the declared minimum Rust (rust-version in Cargo.toml),
 #      installing the wasm32 target and that toolchain with rustup if missing;
-#   5. builds every target (examples included: the Autobahn client test runs
+#   5. builds the release `netplay` binary and checks that it stays under 30 MB;
+#   6. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
 #      with cargo-nextest (or `cargo test` when nextest is not installed).
 # Every cargo call is --locked: the committed Cargo.lock is what is tested.
 # The integration tests use the debug build of `netplay` (CARGO_BIN_EXE_netplay;
-# the dev profile is optimised enough), so no release build is made.
+# the dev profile is optimised enough); the release build only has its size checked.
 # Exits non-zero if anything failed.
 #
 # Usage: bash scripts/test.sh   (from any directory; CI: bash .ci/run)
@@ -81,6 +82,15 @@ done
 
 step "portability: the minimum supported Rust, $MSRV"
 cargo "+$MSRV" check --locked --workspace --all-targets || failed+=("check with Rust $MSRV")
+
+step "release: the netplay binary is built and stays under 30 MB"
+if cargo build --locked --release -p netplay-cli; then
+    size=$(stat -c %s target/release/netplay)
+    printf 'target/release/netplay: %s bytes\n' "$size" >&2
+    ((size <= 30 * 1024 * 1024)) || failed+=("release binary of $size bytes, over 30 MB")
+else
+    failed+=("release build")
+fi
 
 step "cargo build --workspace --all-targets"
 if ! cargo build --locked --workspace --all-targets; then
