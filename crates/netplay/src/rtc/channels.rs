@@ -115,7 +115,11 @@ impl Channels {
     pub(crate) fn busy_streams(&self) -> Vec<u16> {
         self.by_stream
             .iter()
-            .filter(|(_, id)| self.entries[id].state.stream_busy())
+            .filter(|(_, id)| {
+                self.entries
+                    .get(id)
+                    .is_some_and(|entry| entry.state.stream_busy())
+            })
             .map(|(&stream, _)| stream)
             .collect()
     }
