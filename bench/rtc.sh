@@ -222,37 +222,32 @@ for size in "${SIZES[@]}"; do
     echo "$row"
 done
 echo
-echo "CPU share during the throughput window, sender / receiver (median; 1.00 = one core busy):"
-echo
-h="| Messages |"; s="|---|"
-for c in "${COLS[@]}"; do h+=" $c |"; s+="---:|"; done
-echo "$h"; echo "$s"
-for size in "${SIZES[@]}"; do
-    label="1 KiB"
-    [ "$size" = 65536 ] && label="64 KiB"
-    row="| $label |"
-    # shellcheck disable=SC2086
-    for c in "${COLS[@]}"; do row+=" $(fmt "$(median ${SCPU[$size,$c]})" 2) / $(fmt "$(median ${RCPU[$size,$c]})" 2) |"; done
-    echo "$row"
-done
-echo
-echo "CPU per MB during the throughput window, sender + receiver (ms of CPU time per 10^6 bytes moved, from the medians above; lower is better):"
-echo
-h="| Messages |"; s="|---|"
-for c in "${COLS[@]}"; do h+=" $c |"; s+="---:|"; done
-echo "$h"; echo "$s"
-for size in "${SIZES[@]}"; do
-    label="1 KiB"
-    [ "$size" = 65536 ] && label="64 KiB"
-    row="| $label |"
-    for c in "${COLS[@]}"; do
-        # shellcheck disable=SC2086
-        cpu_ms="$(awk -v a="$(median ${SCPU[$size,$c]})" -v b="$(median ${RCPU[$size,$c]})" -v m="$(median ${MB[$size,$c]})" \
-            'BEGIN { if (a == "nan" || b == "nan" || m == "nan" || m == 0) print "nan"; else print (a + b) * 1000 / m }')"
-        row+=" $(fmt "$cpu_ms" 2) |"
+# A table with a row per message size and a column per implementation; $1 is the title, $2 the
+# function that prints one cell for (size, implementation).
+size_table() {
+    local title="$1" cell="$2" h="| Messages |" sep="|---|" size label row c
+    echo "$title"
+    echo
+    for c in "${COLS[@]}"; do h+=" $c |"; sep+="---:|"; done
+    echo "$h"; echo "$sep"
+    for size in "${SIZES[@]}"; do
+        label="1 KiB"
+        [ "$size" = 65536 ] && label="64 KiB"
+        row="| $label |"
+        for c in "${COLS[@]}"; do row+=" $("$cell" "$size" "$c") |"; done
+        echo "$row"
     done
-    echo "$row"
-done
+}
+# shellcheck disable=SC2086
+cpu_share_cell() { echo "$(fmt "$(median ${SCPU[$1,$2]})" 2) / $(fmt "$(median ${RCPU[$1,$2]})" 2)"; }
+cpu_per_mb_cell() { # sender plus receiver CPU time per 10^6 bytes, in ms
+    # shellcheck disable=SC2086
+    fmt "$(awk -v a="$(median ${SCPU[$1,$2]})" -v b="$(median ${RCPU[$1,$2]})" -v m="$(median ${MB[$1,$2]})" \
+        'BEGIN { if (a == "nan" || b == "nan" || m == "nan" || m == 0) print "nan"; else print (a + b) * 1000 / m }')" 2
+}
+size_table "CPU share during the throughput window, sender / receiver (median; 1.00 = one core busy):" cpu_share_cell
+echo
+size_table "CPU per MB during the throughput window, sender + receiver (ms of CPU time per 10^6 bytes moved, from the medians above; lower is better):" cpu_per_mb_cell
 echo
 echo "Offer-to-open, create_offer until the channel is open on both sides (ms; median over the invocations of each invocation's median and 90th percentile of ${OPEN_RUNS} runs; lower is better):"
 echo
