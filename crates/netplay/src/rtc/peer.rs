@@ -351,7 +351,15 @@ impl PeerConnection {
     /// Once the engine is finished (closed or failed): lets the sources release what servers
     /// hold for them (TURN allocations), with one last round of transmits.
     fn end_if_finished(&mut self, now: Instant) {
-        if self.engine.is_finished() && !self.sources_closed {
+        if self.engine.is_finished() {
+            self.close_sources(now);
+        }
+    }
+
+    /// Lets the sources release what servers hold for them, once, with one last round of
+    /// transmits.
+    fn close_sources(&mut self, now: Instant) {
+        if !self.sources_closed {
             self.sources_closed = true;
             for source in &mut self.sources {
                 source.close(now);
@@ -444,12 +452,6 @@ impl Drop for PeerConnection {
         let now = Instant::now();
         self.engine.shut_down(now);
         self.flush();
-        if !self.sources_closed {
-            self.sources_closed = true;
-            for source in &mut self.sources {
-                source.close(now);
-            }
-            self.send_source_transmits();
-        }
+        self.close_sources(now);
     }
 }
