@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! rtc-bench --impl netplay|webrtc-rs [--size BYTES] [--seconds T] [--warmup T]
-//!           [--open-runs N] [--cpus A,B] [--no-pin] [--poll-sleep-us N]
+//!           [--open-runs N] [--cpus A,B] [--no-pin] [--spin]
 //! ```
 //!
 //! Layout: one process, two threads. The offering peer (it creates the channel and sends) runs
@@ -25,8 +25,9 @@
 //!    webrtc-rs: `send().await` with a 1 MiB send-buffer limit). The receiver counts what
 //!    arrives; after `--warmup` seconds it measures for `--seconds`.
 //!
-//! netplay has no blocking wait: by default both threads poll in a loop without sleeping
-//! (each has its own CPU). `--poll-sleep-us N` sleeps N µs after a round that made no progress.
+//! netplay: each thread runs `poll()`, then, after a round that moved no message, blocks in
+//! `PeerConnection::wait` until a datagram arrives or a timer is due, as a server thread would.
+//! `--spin` polls in a loop without waiting instead (each thread has its own CPU).
 //!
 //! Prints one line: `RTC impl=... size=... open_runs=N open_p50_ms=... open_p90_ms=...
 //! mb_per_sec=... msgs_per_sec=... send_cpu=... recv_cpu=...` (MB = 10^6 bytes; CPU as the share
@@ -52,14 +53,14 @@ struct Args {
     warmup: f64,
     open_runs: usize,
     cpus: Option<(usize, usize)>,
-    poll_sleep: Option<Duration>,
+    spin: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("rtc-bench: {msg}");
     eprintln!(
         "usage: rtc-bench --impl netplay|webrtc-rs [--size BYTES] [--seconds T] [--warmup T] \
-         [--open-runs N] [--cpus A,B] [--no-pin] [--poll-sleep-us N]"
+         [--open-runs N] [--cpus A,B] [--no-pin] [--spin]"
     );
     std::process::exit(2)
 }
@@ -72,7 +73,7 @@ fn parse_args() -> Args {
         warmup: 1.0,
         open_runs: 10,
         cpus: Some((0, 1)),
-        poll_sleep: None,
+        spin: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -101,10 +102,7 @@ fn parse_args() -> Args {
                 ));
             }
             "--no-pin" => a.cpus = None,
-            "--poll-sleep-us" => {
-                let us: u64 = v().parse().unwrap_or_else(|_| usage("bad --poll-sleep-us"));
-                a.poll_sleep = (us > 0).then(|| Duration::from_micros(us));
-            }
+            "--spin" => a.spin = true,
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown option {other}")),
         }
@@ -487,9 +485,12 @@ mod netplay_side {
         }
         let channel = channel.expect("open");
         let payload = vec![0x5a_u8; side.args.size];
-        let sleep = side.args.poll_sleep;
+        let spin = side.args.spin;
         if offerer {
             while !run.stop.load(Ordering::Acquire) && !run.done() {
+                // Read (SACKs free the send budget) and send what is queued, then queue more.
+                pc.poll();
+                while pc.poll_event().is_some() {}
                 let mut progress = false;
                 {
                     let mut ch = pc.channel(channel).expect("channel");
@@ -504,10 +505,8 @@ mod netplay_side {
                         }
                     }
                 }
-                pc.poll();
-                while pc.poll_event().is_some() {}
-                if let (Some(d), false) = (sleep, progress) {
-                    std::thread::sleep(d);
+                if !progress && !spin {
+                    pc.wait(WAIT);
                 }
             }
             pc.close();
@@ -528,14 +527,17 @@ mod netplay_side {
                 if meter.tick(run) {
                     break;
                 }
-                if let (Some(d), false) = (sleep, got) {
-                    std::thread::sleep(d);
+                if !got && !spin {
+                    pc.wait(WAIT);
                 }
             }
             pc.close();
             meter.result
         }
     }
+
+    /// The longest one wait lasts, so the threads notice the end of the run.
+    const WAIT: Duration = Duration::from_millis(5);
 
     fn events(
         pc: &mut PeerConnection,

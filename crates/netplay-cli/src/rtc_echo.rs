@@ -232,7 +232,8 @@ impl Peer {
                 self.close();
                 return EXIT_FAILED;
             }
-            std::thread::sleep(Duration::from_micros(500));
+            // Datagrams wake the loop at once; stdin lines within half a millisecond.
+            self.pc.wait(Duration::from_micros(500));
         }
     }
 

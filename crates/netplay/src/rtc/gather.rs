@@ -1,16 +1,15 @@
-//! ICE candidate gathering: the local UDP sockets (one per host address), the host candidates
+//! ICE candidate gathering: which host addresses to bind (one socket each), the candidates
 //! they give, and the hook through which other candidate sources (server-reflexive via STUN,
 //! relayed via TURN) add candidates and see the datagrams meant for them.
 //!
-//! This module owns sockets and address selection. It does not run ICE checks (str0m does)
-//! and does not itself speak STUN or TURN: a [`CandidateSource`] does.
+//! This module owns address selection and the candidate-source contract. The sockets
+//! themselves are [`udp`](super::udp)'s; ICE checks are str0m's; STUN and TURN are spoken by
+//! a [`CandidateSource`].
 
 use crate::time::Instant;
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::config::PeerConfig;
-use super::error::{Error, Result};
 
 /// The kind of a local ICE candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,73 +159,6 @@ pub trait CandidateSource {
     }
 }
 
-/// The local sockets of one peer connection.
-pub(crate) struct Sockets {
-    sockets: Vec<(SocketAddr, UdpSocket)>,
-}
-
-impl Sockets {
-    pub(crate) fn empty() -> Sockets {
-        Sockets {
-            sockets: Vec::new(),
-        }
-    }
-
-    /// Binds one non-blocking socket per host address the configuration selects.
-    pub(crate) fn bind(config: &PeerConfig) -> Result<Sockets> {
-        let mut sockets = Vec::new();
-        for ip in host_addresses(config) {
-            if let Ok(socket) = bind_in_range(ip, config) {
-                if let Ok(local) = socket.local_addr() {
-                    sockets.push((local, socket));
-                }
-            }
-        }
-        if sockets.is_empty() {
-            return Err(Error::NoLocalAddresses);
-        }
-        Ok(Sockets { sockets })
-    }
-
-    pub(crate) fn addresses(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().map(|(a, _)| *a).collect()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.sockets.len()
-    }
-
-    /// Receives one datagram from socket `index`, non-blocking: `Ok(None)` when none waits.
-    pub(crate) fn recv(
-        &self,
-        index: usize,
-        buf: &mut [u8],
-    ) -> io::Result<Option<(SocketAddr, usize, SocketAddr)>> {
-        let Some((local, socket)) = self.sockets.get(index) else {
-            return Ok(None);
-        };
-        loop {
-            match socket.recv_from(buf) {
-                Ok((n, from)) => return Ok(Some((*local, n, from))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // An ICMP error for an earlier datagram (Windows reports it on the next read).
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Sends from the socket bound to `local`. Returns false when there is no such socket or
-    /// the datagram could not be sent (UDP: the protocols above retransmit).
-    pub(crate) fn send(&self, local: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
-        let Some((_, socket)) = self.sockets.iter().find(|(a, _)| *a == local) else {
-            return false;
-        };
-        socket.send_to(contents, destination).is_ok()
-    }
-}
-
 /// The IP addresses to gather host candidates on.
 pub(crate) fn host_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
@@ -271,37 +203,6 @@ fn usable(ip: IpAddr, config: &PeerConfig) -> bool {
     }
 }
 
-fn bind_in_range(ip: IpAddr, config: &PeerConfig) -> io::Result<UdpSocket> {
-    let socket = match &config.port_range {
-        None => UdpSocket::bind(SocketAddr::new(ip, 0))?,
-        Some(range) => {
-            let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free port in range");
-            let mut bound = None;
-            for port in range.clone() {
-                match UdpSocket::bind(SocketAddr::new(ip, port)) {
-                    Ok(s) => {
-                        bound = Some(s);
-                        break;
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            bound.ok_or(last)?
-        }
-    };
-    socket.set_nonblocking(true)?;
-    // The default buffers (about 200 KiB) overflow at loopback speed: every datagram the
-    // kernel drops costs SCTP a retransmission and halves its window. Ask for more; the
-    // kernel caps it at its own maximum, which is fine.
-    let sock = socket2::SockRef::from(&socket);
-    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
-    Ok(socket)
-}
-
-/// The receive and send buffer size asked for on every ICE socket.
-const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,19 +220,5 @@ mod tests {
             ..PeerConfig::default()
         };
         assert_eq!(host_addresses(&config).len(), 1);
-    }
-
-    #[test]
-    fn port_range_is_honoured() {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let taken = probe.local_addr().unwrap().port();
-        // The first port of the range is taken: the next free one is used.
-        let config = PeerConfig {
-            port_range: Some(taken..=taken.saturating_add(50)),
-            ..PeerConfig::loopback()
-        };
-        let sockets = Sockets::bind(&config).unwrap();
-        let port = sockets.addresses()[0].port();
-        assert!(port > taken && port <= taken.saturating_add(50));
     }
 }

@@ -106,6 +106,7 @@ mod peer;
 pub(crate) mod sctp;
 pub(crate) mod sdp;
 mod transport;
+mod udp;
 
 pub use channel::{ChannelCounters, ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{

@@ -19,12 +19,14 @@ use super::engine::{
     ConnectionState, Engine, Event, GatheringState, SdpKind, SignalingState, Stats,
 };
 use super::error::{Error, Result};
-use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate, Sockets};
+use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate};
 use super::ice_sources;
-use crate::time::Instant;
+use super::udp::{RecvBatch, Sockets};
+use crate::time::{Duration, Instant};
 
-/// Datagrams read from one socket in one `poll()` at most, so a flood cannot hold it.
-const MAX_DATAGRAMS_PER_POLL: usize = 4096;
+/// Receive calls on one socket in one `poll()` at most (each brings up to a few hundred
+/// datagrams), so a flood cannot hold it.
+const MAX_RECEIVES_PER_POLL: usize = 64;
 
 /// Godot's `WebRTCPeerConnection`, native, driven by [`poll`](PeerConnection::poll).
 ///
@@ -40,7 +42,7 @@ pub struct PeerConnection {
     /// Datagrams and bytes the candidate sources sent themselves (STUN, TURN requests).
     source_packets: u64,
     source_bytes: u64,
-    buf: Vec<u8>,
+    received: RecvBatch,
 }
 
 impl fmt::Debug for PeerConnection {
@@ -70,7 +72,7 @@ impl PeerConnection {
             sources_closed: false,
             source_packets: 0,
             source_bytes: 0,
-            buf: vec![0; 65536],
+            received: RecvBatch::new(),
         })
     }
 
@@ -277,6 +279,34 @@ impl PeerConnection {
         self.end_if_finished(now);
     }
 
+    /// When [`poll`](Self::poll) must run next at the latest for the connection's timers;
+    /// `None` once it is closed or failed. Datagrams that arrive earlier need a poll too:
+    /// [`wait`](Self::wait) waits for both.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.engine.poll_timeout()
+    }
+
+    /// Blocks the calling thread until a datagram arrives for this connection, its next timer
+    /// is due ([`poll_timeout`](Self::poll_timeout)) or `timeout` passes, whichever comes
+    /// first; then [`poll`](Self::poll) has work. Returns whether a datagram waits.
+    ///
+    /// For a thread that runs connections and nothing else (a server, a benchmark, a test):
+    /// `loop { pc.wait(max); pc.poll(); ... }` uses the CPU only when there is work, where a
+    /// loop of `poll()` alone would spin. A game polls once per frame and needs no wait.
+    /// While a channel's receive buffer is full ([`PeerConfig::max_channel_in_buffer`]) the
+    /// sockets are not read, so only the timers end the wait: drain the channels.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut timeout = timeout;
+        match self.engine.poll_timeout() {
+            Some(due) => {
+                timeout = timeout.min(due.saturating_duration_since(Instant::now()));
+            }
+            // Closed or failed: nothing will arrive.
+            None => return false,
+        }
+        self.sockets.wait(timeout, self.engine.wants_input())
+    }
+
     fn bind_sockets(&mut self) -> Result<()> {
         if self.sockets.len() == 0 {
             self.sockets = Sockets::bind(self.engine.config())?;
@@ -369,26 +399,28 @@ impl PeerConnection {
     }
 
     fn read_sockets(&mut self, now: Instant) {
-        let mut buf = std::mem::take(&mut self.buf);
-        // The engine drains its output once per batch of datagrams, not once per datagram;
-        // only SACKs are queued as soon as they are due, and sent here at once. The inbound
-        // limit is checked per datagram.
+        let mut batch = std::mem::replace(&mut self.received, RecvBatch::new());
+        // The engine's output is sent once per receive call (up to a few hundred datagrams),
+        // not once per datagram. The inbound limit is checked before each call, so at most
+        // one call's worth of datagrams goes beyond it.
         'sockets: for index in 0..self.sockets.len() {
-            for _ in 0..MAX_DATAGRAMS_PER_POLL {
+            let Some(local) = self.sockets.local(index) else {
+                continue;
+            };
+            for _ in 0..MAX_RECEIVES_PER_POLL {
                 if !self.engine.wants_input() {
                     break 'sockets;
                 }
-                match self.sockets.recv(index, &mut buf) {
-                    Ok(Some((local, n, from))) => {
-                        self.handle_datagram(local, from, &buf[..n], now);
-                        self.flush();
-                    }
-                    Ok(None) | Err(_) => break,
+                if self.sockets.recv(index, &mut batch) == 0 {
+                    break;
                 }
+                for (from, data) in batch.datagrams() {
+                    self.handle_datagram(local, from, data, now);
+                }
+                self.flush();
             }
         }
-        // The last batch is drained by `poll_at`, together with the timeout.
-        self.buf = buf;
+        self.received = batch;
     }
 
     fn handle_datagram(&mut self, local: SocketAddr, from: SocketAddr, data: &[u8], now: Instant) {
@@ -437,11 +469,14 @@ impl PeerConnection {
                 }
             }
             match &wrapped {
-                Some(w) => self.sockets.send(w.local, w.destination, &w.contents),
-                None => self.sockets.send(t.source, t.destination, &t.contents),
+                Some(w) => {
+                    self.sockets.send(w.local, w.destination, &w.contents);
+                }
+                None => self.sockets.queue(t.source, t.destination, &t.contents),
             };
             self.engine.recycle(t.contents);
         }
+        self.sockets.send_batch();
         self.send_source_transmits();
     }
 }
