@@ -1,4 +1,5 @@
-//! The polled signaling client over a native [`WebSocketPeer`].
+//! The polled signaling client: platform-free code over [`WebSocketPeer`], so it works wherever
+//! `WebSocketPeer` does.
 //!
 //! Owns the WebSocket transport of a signaling client: connecting, sending JOIN once open,
 //! turning text messages into [`ClientEvent`]s through a [`Session`]. The protocol itself is the

@@ -2,8 +2,9 @@
 //!
 //! * [`protocol`], [`frame`], [`handshake`], [`utf8`] and `deflate` are the sans-IO core: bytes
 //!   in, bytes and events out, no sockets, no clocks, no threads.
-//! * `WebSocketPeer` is Godot's polled `WebSocketPeer` over non-blocking std sockets (client
-//!   and server side), with TLS through rustls; native only.
+//! * `WebSocketPeer` is Godot's polled `WebSocketPeer` (client and server side). It is declared
+//!   once in `peer` (API and docs); platforms implement it (`native` today: non-blocking std
+//!   sockets, TLS through rustls). Native only until a browser platform exists.
 //!
 //! The `netplay-server` crate drives the same core on tokio for servers with many connections.
 
@@ -20,6 +21,8 @@ mod error;
 pub use error::{Error, ProtocolError};
 pub use protocol::{Config, Connection, Event, MessageKind, Role};
 
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
 #[cfg(not(target_arch = "wasm32"))]
 mod peer;
 #[cfg(not(target_arch = "wasm32"))]
