@@ -14,7 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::channel::{ChannelEntry, ChannelId, ChannelState, Packet};
+use super::channel::ChannelId;
+use super::engine_channel::{ChannelEntry, ChannelState, Packet};
 
 /// See the module documentation.
 #[derive(Debug)]

@@ -22,7 +22,10 @@
 //!
 //! The API is the one a browser `RTCPeerConnection` offers, so it can be implemented over one:
 //! signals become [`Event`]s drained after [`PeerConnection::poll`], Godot's states keep
-//! their integer values (`godot_value()`).
+//! their integer values (`godot_value()`). [`PeerConnection`] and [`DataChannel`] are declared
+//! once, with their documentation (`peer`, `channel`, and the states and events in `state`);
+//! each forwards to the platform's connection, natively the [`Engine`] over UDP sockets
+//! (`native`, `engine_channel`, `udp`). Native only until a browser platform exists.
 //!
 //! Differences from Godot, all on the side of not failing silently: errors are typed
 //! ([`Error`]); an oversized message or a full send buffer is an error instead of a lost
@@ -98,13 +101,16 @@ mod channels;
 mod config;
 mod dcep;
 mod engine;
+mod engine_channel;
 mod error;
 mod gather;
 mod ice_sources;
 mod impair;
+mod native;
 mod peer;
 pub(crate) mod sctp;
 pub(crate) mod sdp;
+mod state;
 mod transport;
 mod udp;
 

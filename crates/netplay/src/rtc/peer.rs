@@ -1,14 +1,10 @@
-//! The native peer connection: Godot's `WebRTCPeerConnection`, the sans-IO [`Engine`] driven
-//! over UDP sockets.
+//! Godot's `WebRTCPeerConnection`, declared once for every platform.
 //!
-//! Owns the I/O around the engine: the sockets (bound when gathering starts), host
-//! candidates, the candidate sources (STUN, TURN and custom ones, which see datagrams before
-//! the engine and may wrap what it sends), the clock, and the `poll()` loop. Everything else
-//! (offer/answer, ICE, DTLS, SCTP, channels, timers) is the engine's.
-//!
-//! Nothing runs between two calls: `poll()` reads the sockets, feeds the engine, sends what it
-//! produces and leaves its events to be drained. Signaling (carrying descriptions and
-//! candidates to the other side) is the application's job.
+//! This module owns the public API of a peer connection and its documentation. Each method
+//! forwards to the platform's connection, chosen at compile time: natively the engine over
+//! UDP sockets (`native`). A platform implements the same methods, and one that misses a
+//! method fails to compile here. What only one platform can do says so in its
+//! documentation.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,39 +14,27 @@ use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
 use super::engine::{
     ConnectionState, Engine, Event, GatheringState, SdpKind, SignalingState, Stats,
 };
-use super::error::{Error, Result};
-use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate};
-use super::ice_sources;
-use super::udp::{RecvBatch, Sockets};
+#[cfg(doc)]
+use super::error::Error;
+use super::error::Result;
+use super::gather::CandidateSource;
 use crate::time::{Duration, Instant};
 
-/// Receive calls on one socket in one `poll()` at most (each brings up to a few hundred
-/// datagrams), so a flood cannot hold it.
-const MAX_RECEIVES_PER_POLL: usize = 64;
+/// The connection of the platform this build targets.
+type Platform = super::native::NativePeer;
 
-/// Godot's `WebRTCPeerConnection`, native, driven by [`poll`](PeerConnection::poll).
+/// Godot's `WebRTCPeerConnection`, driven by [`poll`](PeerConnection::poll).
 ///
-/// See the [module documentation](super) for the run loop. Everything but the sockets is the
-/// sans-IO [`Engine`]; [`poll_at`](PeerConnection::poll_at) drives it with the caller's clock.
+/// See the [module documentation](super) for the run loop. Natively everything but the
+/// sockets is the sans-IO [`Engine`]; [`poll_at`](PeerConnection::poll_at) drives it with the
+/// caller's clock and [`wait`](PeerConnection::wait) blocks until there is work.
 pub struct PeerConnection {
-    engine: Engine,
-    ice_servers: Vec<IceServerUrl>,
-    sockets: Sockets,
-    sources: Vec<Box<dyn CandidateSource>>,
-    /// The sources were told to release what they hold (the connection ended).
-    sources_closed: bool,
-    /// Datagrams and bytes the candidate sources sent themselves (STUN, TURN requests).
-    source_packets: u64,
-    source_bytes: u64,
-    received: RecvBatch,
+    inner: Platform,
 }
 
 impl fmt::Debug for PeerConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerConnection")
-            .field("engine", &self.engine)
-            .field("sockets", &self.sockets.addresses())
-            .finish()
+        fmt::Debug::fmt(&self.inner, f)
     }
 }
 
@@ -62,96 +46,77 @@ impl PeerConnection {
     /// (for example, a malformed ICE server URL). No socket is opened until gathering starts
     /// (`create_offer` or a remote offer).
     pub fn new(config: PeerConfig) -> Result<PeerConnection> {
-        let ice_servers = config.validate()?;
-        let sources = ice_sources::sources_for(&ice_servers, &config);
         Ok(PeerConnection {
-            engine: Engine::new(config, Instant::now())?,
-            ice_servers,
-            sockets: Sockets::empty(),
-            sources,
-            sources_closed: false,
-            source_packets: 0,
-            source_bytes: 0,
-            received: RecvBatch::new(),
+            inner: Platform::new(config)?,
         })
     }
 
     /// Godot's `initialize()`: closes this connection and starts over with `config`. As in
     /// Godot, the channels of the old connection are gone.
     pub fn initialize(&mut self, config: PeerConfig) -> Result<()> {
-        let fresh = PeerConnection::new(config)?;
-        self.close();
-        *self = fresh;
-        Ok(())
+        self.inner.initialize(config)
     }
 
-    /// The engine underneath (states, channels and statistics are its).
+    /// The engine underneath (states, channels and statistics are its). Native only: a
+    /// browser's connection has no engine of netplay's.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.inner.engine()
     }
 
     /// The configuration.
     pub fn config(&self) -> &PeerConfig {
-        self.engine.config()
+        self.inner.config()
     }
 
     /// The ICE servers of the configuration, parsed. The connection gathers from them by
     /// itself (server-reflexive and relayed candidates).
     pub fn ice_servers(&self) -> &[IceServerUrl] {
-        &self.ice_servers
+        self.inner.ice_servers()
     }
 
     /// Adds a source of candidates beyond the host ones and those of
     /// [`PeerConfig::ice_servers`]. Only before gathering starts. With
-    /// [`PeerConfig::relay_only`], only its relayed candidates are announced.
+    /// [`PeerConfig::relay_only`], only its relayed candidates are announced. Native only: a
+    /// browser gathers by itself.
     pub fn add_candidate_source(&mut self, source: Box<dyn CandidateSource>) -> Result<()> {
-        if self.engine.gathering_state() != GatheringState::New {
-            return Err(Error::InvalidState {
-                operation: "add_candidate_source",
-                reason: "gathering has started",
-            });
-        }
-        self.sources.push(source);
-        Ok(())
+        self.inner.add_candidate_source(source)
     }
 
     /// The connection state.
     pub fn connection_state(&self) -> ConnectionState {
-        self.engine.connection_state()
+        self.inner.connection_state()
     }
 
     /// The gathering state.
     pub fn gathering_state(&self) -> GatheringState {
-        self.engine.gathering_state()
+        self.inner.gathering_state()
     }
 
     /// The signaling state.
     pub fn signaling_state(&self) -> SignalingState {
-        self.engine.signaling_state()
+        self.inner.signaling_state()
     }
 
-    /// The addresses of the local sockets (empty before gathering starts).
+    /// The addresses of the local sockets (empty before gathering starts). Native only: a
+    /// browser does not show its sockets.
     pub fn local_addresses(&self) -> Vec<SocketAddr> {
-        self.sockets.addresses()
+        self.inner.local_addresses()
     }
 
     /// The largest message a channel may send now: the configured maximum, lowered by the
     /// remote peer's `a=max-message-size`.
     pub fn max_message_size(&self) -> usize {
-        self.engine.max_message_size()
+        self.inner.max_message_size()
     }
 
     /// Statistics.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.engine.stats();
-        stats.packets_sent += self.source_packets;
-        stats.bytes_sent += self.source_bytes;
-        stats
+        self.inner.stats()
     }
 
     /// Takes the next event, or `None`.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.engine.poll_event()
+        self.inner.poll_event()
     }
 
     /// Godot's `create_data_channel`. Before the first offer/answer the channel is announced
@@ -166,48 +131,43 @@ impl PeerConnection {
         label: &str,
         options: DataChannelOptions,
     ) -> Result<ChannelId> {
-        self.engine.create_data_channel(label, options)
+        self.inner.create_data_channel(label, options)
     }
 
     /// The channel behind `id`, borrowing this connection; `None` for a handle this
     /// connection never gave, or for a channel that closed and was forgotten (see
     /// [`DataChannel`]).
     pub fn channel(&mut self, id: ChannelId) -> Option<DataChannel<'_>> {
-        self.engine.channel(id)
+        self.inner.channel(id)
     }
 
     /// The handles of every channel, in creation order.
     pub fn channel_ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.engine.channel_ids()
+        self.inner.channel_ids()
     }
 
     /// How many channels exist: open, opening, closing, or closed and not yet forgotten.
     pub fn channel_count(&self) -> usize {
-        self.engine.channel_count()
+        self.inner.channel_count()
     }
 
     /// Godot's `create_offer`: needs at least one data channel and a new connection. Starts
     /// gathering and queues [`Event::SessionDescriptionCreated`] with the offer, then the
     /// candidates.
     pub fn create_offer(&mut self) -> Result<()> {
-        self.engine.check_offer()?;
-        self.bind_sockets()?;
-        let now = Instant::now();
-        self.engine.create_offer(now)?;
-        self.start_gathering(now);
-        Ok(())
+        self.inner.create_offer()
     }
 
     /// Godot's `set_local_description`. The description was already applied when it was
     /// created (as in Godot's native plugin), so this only checks that it is the one this
     /// peer created.
     pub fn set_local_description(&mut self, kind: SdpKind, sdp: &str) -> Result<()> {
-        self.engine.set_local_description(kind, sdp)
+        self.inner.set_local_description(kind, sdp)
     }
 
     /// The description this peer created, if any.
     pub fn local_description(&self) -> Option<(SdpKind, &str)> {
-        self.engine.local_description()
+        self.inner.local_description()
     }
 
     /// Godot's `set_remote_description`. A remote offer starts gathering and queues
@@ -219,19 +179,7 @@ impl PeerConnection {
     /// [`Error::InvalidState`] for an offer after the first exchange or an answer without an
     /// offer.
     pub fn set_remote_description(&mut self, kind: SdpKind, sdp: &str) -> Result<()> {
-        let now = Instant::now();
-        if kind == SdpKind::Offer && self.engine.accepts_offer() {
-            // Sockets first: an offer that cannot be answered for want of them changes nothing.
-            self.bind_sockets()?;
-        }
-        let result = self.engine.set_remote_description(kind, sdp, now);
-        match kind {
-            SdpKind::Offer if result.is_ok() => self.start_gathering(now),
-            // The answer lets the datagrams kept for it through: send what they caused.
-            _ => self.flush(),
-        }
-        self.end_if_finished(now);
-        result
+        self.inner.set_remote_description(kind, sdp)
     }
 
     /// Godot's `add_ice_candidate`. The candidate line is accepted with or without the `a=`
@@ -242,48 +190,35 @@ impl PeerConnection {
     /// host name gives [`Error::UnsupportedCandidate`], anything malformed
     /// [`Error::InvalidCandidate`].
     pub fn add_ice_candidate(&mut self, mid: &str, index: u32, candidate: &str) -> Result<()> {
-        self.engine.add_ice_candidate(mid, index, candidate)
+        self.inner.add_ice_candidate(mid, index, candidate)
     }
 
     /// Godot's `close()`: closes every channel and the connection, telling the remote peer
     /// (SCTP shutdown, DTLS close_notify), and releases the sockets. Final: start over with
     /// [`initialize`](Self::initialize).
     pub fn close(&mut self) {
-        if self.engine.connection_state() == ConnectionState::Closed {
-            return;
-        }
-        let now = Instant::now();
-        self.engine.close(now);
-        self.flush();
-        self.end_if_finished(now);
-        self.sockets = Sockets::empty();
+        self.inner.close()
     }
 
     /// Godot's `poll()`: reads every socket without blocking, feeds the engine, runs the
     /// timers and candidate sources, sends what is due and queues the events. Call it often
     /// (every frame); nothing happens between two calls.
     pub fn poll(&mut self) {
-        self.poll_at(Instant::now());
+        self.inner.poll()
     }
 
     /// [`poll`](Self::poll) with the caller's clock: every timer of the connection runs on
     /// the `now` given here (and on the calls' own reading of the clock for signaling).
+    /// Native only: a browser keeps its connection's time itself.
     pub fn poll_at(&mut self, now: Instant) {
-        if self.engine.is_finished() {
-            return;
-        }
-        self.read_sockets(now);
-        self.run_sources(now);
-        self.engine.handle_timeout(now);
-        self.flush();
-        self.end_if_finished(now);
+        self.inner.poll_at(now)
     }
 
     /// When [`poll`](Self::poll) must run next at the latest for the connection's timers;
     /// `None` once it is closed or failed. Datagrams that arrive earlier need a poll too:
-    /// [`wait`](Self::wait) waits for both.
+    /// [`wait`](Self::wait) waits for both. Native only, as `wait` is.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.engine.poll_timeout()
+        self.inner.poll_timeout()
     }
 
     /// Blocks the calling thread until a datagram arrives for this connection, its next timer
@@ -294,199 +229,9 @@ impl PeerConnection {
     /// `loop { pc.wait(max); pc.poll(); ... }` uses the CPU only when there is work, where a
     /// loop of `poll()` alone would spin. A game polls once per frame and needs no wait.
     /// While a channel's receive buffer is full ([`PeerConfig::max_channel_in_buffer`]) the
-    /// sockets are not read, so only the timers end the wait: drain the channels.
+    /// sockets are not read, so only the timers end the wait: drain the channels. Native
+    /// only: a page must not block; the browser's event loop wakes it.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let mut timeout = timeout;
-        match self.engine.poll_timeout() {
-            Some(due) => {
-                timeout = timeout.min(due.saturating_duration_since(Instant::now()));
-            }
-            // Closed or failed: nothing will arrive.
-            None => return false,
-        }
-        self.sockets.wait(timeout, self.engine.wants_input())
-    }
-
-    fn bind_sockets(&mut self) -> Result<()> {
-        if self.sockets.len() == 0 {
-            self.sockets = Sockets::bind(self.engine.config())?;
-        }
-        Ok(())
-    }
-
-    /// Announces the host candidates and starts the other sources.
-    fn start_gathering(&mut self, now: Instant) {
-        if self.engine.gathering_state() != GatheringState::New {
-            return;
-        }
-        self.engine.set_gathering_state(GatheringState::Gathering);
-        let addresses = self.sockets.addresses();
-        // Relay only: the host sockets are the TURN clients' bases, never candidates.
-        if !self.engine.config().relay_only {
-            for address in &addresses {
-                self.engine.add_local_candidate(LocalCandidate {
-                    kind: CandidateKind::Host,
-                    address: *address,
-                    base: *address,
-                });
-            }
-        }
-        for source in &mut self.sources {
-            source.start(&addresses, now);
-        }
-        self.run_sources(now);
-    }
-
-    /// Drives the candidate sources. They keep running after gathering completes: a TURN
-    /// source refreshes its allocation and relays data for the connection's lifetime.
-    fn run_sources(&mut self, now: Instant) {
-        if self.engine.gathering_state() == GatheringState::New {
-            return;
-        }
-        let mut found = Vec::new();
-        for source in &mut self.sources {
-            source.handle_timeout(now);
-            while let Some(c) = source.poll_candidate() {
-                found.push(c);
-            }
-            while let Some(e) = source.poll_error() {
-                self.engine.report_candidate_error(e);
-            }
-        }
-        self.send_source_transmits();
-        let relay_only = self.engine.config().relay_only;
-        for c in found {
-            if !relay_only || c.kind == CandidateKind::Relayed {
-                self.engine.add_local_candidate(c);
-            }
-        }
-        if self.sources.iter().all(|s| s.is_complete()) {
-            self.engine.set_gathering_state(GatheringState::Complete);
-        }
-    }
-
-    /// Sends what the candidate sources want sent (requests, and the rest of what a wrapped
-    /// transmit queued).
-    fn send_source_transmits(&mut self) {
-        for source in &mut self.sources {
-            while let Some(t) = source.poll_transmit() {
-                if self.sockets.send(t.local, t.destination, &t.contents) {
-                    self.source_packets += 1;
-                    self.source_bytes += t.contents.len() as u64;
-                }
-            }
-        }
-    }
-
-    /// Once the engine is finished (closed or failed): lets the sources release what servers
-    /// hold for them (TURN allocations), with one last round of transmits.
-    fn end_if_finished(&mut self, now: Instant) {
-        if self.engine.is_finished() {
-            self.close_sources(now);
-        }
-    }
-
-    /// Lets the sources release what servers hold for them, once, with one last round of
-    /// transmits.
-    fn close_sources(&mut self, now: Instant) {
-        if !self.sources_closed {
-            self.sources_closed = true;
-            for source in &mut self.sources {
-                source.close(now);
-            }
-            self.send_source_transmits();
-        }
-    }
-
-    fn read_sockets(&mut self, now: Instant) {
-        let mut batch = std::mem::replace(&mut self.received, RecvBatch::new());
-        // The engine's output is sent once per receive call (up to a few hundred datagrams),
-        // not once per datagram. The inbound limit is checked before each call, so at most
-        // one call's worth of datagrams goes beyond it.
-        'sockets: for index in 0..self.sockets.len() {
-            let Some(local) = self.sockets.local(index) else {
-                continue;
-            };
-            for _ in 0..MAX_RECEIVES_PER_POLL {
-                if !self.engine.wants_input() {
-                    break 'sockets;
-                }
-                if self.sockets.recv(index, &mut batch) == 0 {
-                    break;
-                }
-                for (from, data) in batch.datagrams() {
-                    self.handle_datagram(local, from, data, now);
-                }
-                self.flush();
-            }
-        }
-        self.received = batch;
-    }
-
-    fn handle_datagram(&mut self, local: SocketAddr, from: SocketAddr, data: &[u8], now: Instant) {
-        let mut delivered = None;
-        for source in &mut self.sources {
-            match source.handle_datagram(local, from, data, now) {
-                Intercept::Pass => continue,
-                Intercept::Consumed => return,
-                Intercept::Deliver {
-                    source,
-                    destination,
-                    contents,
-                } => {
-                    delivered = Some((source, destination, contents));
-                    break;
-                }
-            }
-        }
-        match delivered {
-            Some((source, destination, contents)) => {
-                self.engine
-                    .handle_datagram(source, destination, &contents, now);
-            }
-            None => self.engine.handle_datagram(from, local, data, now),
-        }
-    }
-
-    /// Sends the engine's datagrams, through a TURN relay where the path is relayed, less
-    /// those a source drops (a test impairment), then what the sources queued.
-    fn flush(&mut self) {
-        while let Some(t) = self.engine.poll_transmit() {
-            if self
-                .sources
-                .iter_mut()
-                .any(|s| s.drop_transmit(t.source, t.destination, &t.contents))
-            {
-                // Lost on the path, as far as this side can tell.
-                self.engine.recycle(t.contents);
-                continue;
-            }
-            let mut wrapped = None;
-            for source in &mut self.sources {
-                if let Some(w) = source.wrap_transmit(t.source, t.destination, &t.contents) {
-                    wrapped = Some(w);
-                    break;
-                }
-            }
-            match &wrapped {
-                Some(w) => {
-                    self.sockets.send(w.local, w.destination, &w.contents);
-                }
-                None => self.sockets.queue(t.source, t.destination, &t.contents),
-            };
-            self.engine.recycle(t.contents);
-        }
-        self.sockets.send_batch();
-        self.send_source_transmits();
-    }
-}
-
-impl Drop for PeerConnection {
-    fn drop(&mut self) {
-        // Tell the remote peer, as `close()` does, so it does not wait for a timeout.
-        let now = Instant::now();
-        self.engine.shut_down(now);
-        self.flush();
-        self.close_sources(now);
+        self.inner.wait(timeout)
     }
 }
