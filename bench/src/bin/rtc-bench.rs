@@ -498,6 +498,8 @@ mod netplay_side {
                         match ch.put_packet(&payload) {
                             Ok(()) => progress = true,
                             Err(Error::BufferFull { .. }) => break,
+                            // The receiver measured and closed while this thread waited.
+                            Err(_) if run.stop.load(Ordering::Acquire) => break,
                             Err(e) => {
                                 run.give_up(&format!("put_packet: {e}"));
                                 break;

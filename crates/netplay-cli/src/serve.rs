@@ -105,7 +105,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), BoxError> {
         options.cluster = Some(cluster);
     }
     options.websocket.tls = tls.clone();
-    options.websocket.ping_interval =
+    options.websocket.heartbeat_interval =
         (args.ping_interval_ms > 0).then(|| Duration::from_millis(args.ping_interval_ms));
     let rt = crate::runtime(args.threads)?;
     rt.block_on(async move {

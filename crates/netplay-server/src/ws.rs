@@ -60,7 +60,7 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Send a ping this often; a peer that has not answered the previous one by then is
     /// dropped (`next_event` returns an error). `None`: no heartbeat.
-    pub ping_interval: Option<Duration>,
+    pub heartbeat_interval: Option<Duration>,
     /// permessage-deflate to accept, if any.
     #[cfg(feature = "deflate")]
     pub compression: Option<DeflateConfig>,
@@ -77,7 +77,7 @@ impl Default for ServerConfig {
             max_message_size: 64 << 20,
             max_handshake_size: handshake::DEFAULT_MAX_HANDSHAKE_SIZE,
             handshake_timeout: Duration::from_secs(10),
-            ping_interval: None,
+            heartbeat_interval: None,
             #[cfg(feature = "deflate")]
             compression: None,
             #[cfg(feature = "tls")]
@@ -416,8 +416,8 @@ async fn accept_inner(tcp: TcpStream, config: &ServerConfig) -> Result<Accepted,
         protocol,
         request: req,
         done: false,
-        ping_interval: config.ping_interval,
-        next_ping: config.ping_interval.map(first_ping),
+        heartbeat_interval: config.heartbeat_interval,
+        next_ping: config.heartbeat_interval.map(first_ping),
         awaiting_pong: false,
     };
     if consumed < inbuf.len() {
@@ -436,7 +436,7 @@ pub struct WebSocket {
     protocol: Option<String>,
     request: Request,
     done: bool,
-    ping_interval: Option<Duration>,
+    heartbeat_interval: Option<Duration>,
     next_ping: Option<::tokio::time::Instant>,
     awaiting_pong: bool,
 }
@@ -542,7 +542,7 @@ impl WebSocket {
     /// Sends the next heartbeat ping when it is due; a ping still unanswered by then means the
     /// peer is gone: the connection ends with an error.
     async fn heartbeat(&mut self) -> Result<(), Error> {
-        let (Some(at), Some(interval)) = (self.next_ping, self.ping_interval) else {
+        let (Some(at), Some(interval)) = (self.next_ping, self.heartbeat_interval) else {
             return Ok(());
         };
         if at > ::tokio::time::Instant::now() || self.conn.close_state() != CloseState::Open {

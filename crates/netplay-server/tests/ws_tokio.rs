@@ -222,7 +222,7 @@ fn tokio_server_speaks_wss() {
 #[test]
 fn heartbeat_drops_a_peer_that_never_answers_pings_and_keeps_one_that_does() {
     let port = start_server(ServerConfig {
-        ping_interval: Some(Duration::from_millis(100)),
+        heartbeat_interval: Some(Duration::from_millis(100)),
         ..Default::default()
     });
     // A raw client: handshake, then silence.

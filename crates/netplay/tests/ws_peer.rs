@@ -417,7 +417,7 @@ fn heartbeat_closes_uncleanly_when_pongs_stop() {
     });
     let mut client = WebSocketPeer::new();
     // A real interval, in virtual time: the clock moves 100 ms per poll.
-    client.set_heartbeat_interval(Duration::from_secs(10));
+    client.set_heartbeat_interval(Some(Duration::from_secs(10)));
     client
         .connect_to_url(&format!("ws://127.0.0.1:{port}"), None)
         .unwrap();
@@ -452,7 +452,7 @@ fn heartbeat_keeps_a_responsive_connection_open() {
         mut client,
         mut server,
     } = pair();
-    client.set_heartbeat_interval(Duration::from_secs(10));
+    client.set_heartbeat_interval(Some(Duration::from_secs(10)));
     let wall = Instant::now();
     let start = Instant::now();
     let mut now = start;

@@ -26,7 +26,8 @@ use super::gather::{CandidateError, CandidateKind, LocalCandidate};
 use super::sctp::{Reliability, SctpConfig, SctpEvent, SendError};
 use super::sdp::{self, LocalDescription, RemoteDescription, SdpError, Setup};
 pub use super::state::{
-    CandidatePair, ConnectionState, Event, GatheringState, SdpKind, SignalingState, Stats,
+    CandidatePair, ConnectionState, Event, GatheringState, SdpKind, SessionDescription,
+    SignalingState, Stats,
 };
 use super::transport::{RemoteParams, Transport, TransportEvent};
 
@@ -318,10 +319,10 @@ impl Engine {
     }
 
     /// The description this peer created, if any.
-    pub fn local_description(&self) -> Option<(SdpKind, &str)> {
+    pub fn local_description(&self) -> Option<SessionDescription<'_>> {
         self.local_description
             .as_ref()
-            .map(|(k, s)| (*k, s.as_str()))
+            .map(|(kind, sdp)| SessionDescription { kind: *kind, sdp })
     }
 
     /// Godot's `set_remote_description`. A remote offer queues
@@ -1285,7 +1286,7 @@ mod tests {
         pc.create_data_channel("chat", DataChannelOptions::negotiated(1))
             .unwrap();
         pc.create_offer().unwrap();
-        let sdp = pc.local_description().unwrap().1.to_owned();
+        let sdp = pc.local_description().unwrap().sdp.to_owned();
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {
             seed ^= seed << 13;

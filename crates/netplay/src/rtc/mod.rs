@@ -122,7 +122,7 @@ pub use config::{
 };
 pub use engine::{
     CandidatePair, ConnectionState, Datagram, Engine, Event, GatheringState, SdpKind,
-    SignalingState, Stats,
+    SessionDescription, SignalingState, Stats,
 };
 pub use error::{Error, Result};
 pub use gather::{

@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use super::channel::{ChannelId, DataChannel};
 use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
 use super::engine::{
-    ConnectionState, Engine, Event, GatheringState, SdpKind, SignalingState, Stats,
+    ConnectionState, Engine, Event, GatheringState, SdpKind, SessionDescription, SignalingState,
+    Stats,
 };
 use super::error::{Error, Result};
 use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate};
@@ -166,7 +167,7 @@ impl NativePeer {
         self.engine.set_local_description(kind, sdp)
     }
 
-    pub(crate) fn local_description(&self) -> Option<(SdpKind, &str)> {
+    pub(crate) fn local_description(&self) -> Option<SessionDescription<'_>> {
         self.engine.local_description()
     }
 

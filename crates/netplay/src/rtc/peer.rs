@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use super::channel::{ChannelId, DataChannel};
 use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
 use super::engine::{
-    ConnectionState, Engine, Event, GatheringState, SdpKind, SignalingState, Stats,
+    ConnectionState, Engine, Event, GatheringState, SdpKind, SessionDescription, SignalingState,
+    Stats,
 };
 #[cfg(doc)]
 use super::error::Error;
@@ -166,7 +167,7 @@ impl PeerConnection {
     }
 
     /// The description this peer created, if any.
-    pub fn local_description(&self) -> Option<(SdpKind, &str)> {
+    pub fn local_description(&self) -> Option<SessionDescription<'_>> {
         self.inner.local_description()
     }
 

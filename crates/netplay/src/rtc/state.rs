@@ -166,6 +166,15 @@ pub enum Event {
     IceCandidateError(CandidateError),
 }
 
+/// A session description this peer created ([`PeerConnection::local_description`](super::PeerConnection::local_description)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionDescription<'a> {
+    /// Offer or answer.
+    pub kind: SdpKind,
+    /// The SDP text.
+    pub sdp: &'a str,
+}
+
 /// A candidate pair carrying the traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CandidatePair {

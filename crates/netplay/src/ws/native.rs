@@ -168,7 +168,7 @@ impl Peer {
         self.options.max_queued_packets = n.max(1);
     }
 
-    pub(crate) fn set_heartbeat_interval(&mut self, interval: Duration) {
+    pub(crate) fn set_heartbeat_interval(&mut self, interval: Option<Duration>) {
         self.options.heartbeat_interval = interval;
         self.next_ping = None;
     }
@@ -771,11 +771,12 @@ impl Peer {
 
     fn schedule_heartbeat(&mut self) {
         self.awaiting_pong = false;
-        self.next_ping = if self.options.heartbeat_interval.is_zero() {
-            None
-        } else {
-            Some(self.now + self.options.heartbeat_interval)
-        };
+        // A zero interval would ping on every poll: off, as in Godot.
+        self.next_ping = self
+            .options
+            .heartbeat_interval
+            .filter(|d| !d.is_zero())
+            .map(|d| self.now + d);
     }
 
     fn poll_open(&mut self, mut transport: Transport, mut conn: Box<Connection>, now: Instant) {
@@ -849,7 +850,7 @@ impl Peer {
                 }
                 let _ = conn.ping(b"");
                 self.awaiting_pong = true;
-                self.next_ping = Some(now + self.options.heartbeat_interval);
+                self.next_ping = self.options.heartbeat_interval.map(|d| now + d);
             }
         }
         // 3. Write.

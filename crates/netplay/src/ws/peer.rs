@@ -36,8 +36,9 @@ pub struct PeerOptions {
     pub outbound_buffer_size: usize,
     /// Most messages queued in each direction. Godot default: 4096.
     pub max_queued_packets: usize,
-    /// Interval between pings; a ping unanswered by the next tick closes uncleanly. Zero: off.
-    pub heartbeat_interval: Duration,
+    /// Interval between pings; a ping unanswered by the next tick closes uncleanly. `None`:
+    /// no heartbeat (Godot's 0, and the default).
+    pub heartbeat_interval: Option<Duration>,
     /// netplay: the longest the connect + TLS + HTTP handshake may take. Zero: no limit.
     pub handshake_timeout: Duration,
     /// netplay: the longest to wait for the peer's close frame after ours (then close unclean).
@@ -58,7 +59,7 @@ impl Default for PeerOptions {
             inbound_buffer_size: 65535,
             outbound_buffer_size: 65535,
             max_queued_packets: 4096,
-            heartbeat_interval: Duration::ZERO,
+            heartbeat_interval: None,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_handshake_size: handshake::DEFAULT_MAX_HANDSHAKE_SIZE,
@@ -160,10 +161,10 @@ impl WebSocketPeer {
         self.inner.set_max_queued_packets(n)
     }
 
-    /// Sets the heartbeat interval; zero turns it off.
+    /// Sets the heartbeat interval; `None` turns it off.
     ///
     /// Native only: a browser's WebSocket cannot send pings.
-    pub fn set_heartbeat_interval(&mut self, interval: Duration) {
+    pub fn set_heartbeat_interval(&mut self, interval: Option<Duration>) {
         self.inner.set_heartbeat_interval(interval)
     }
 
