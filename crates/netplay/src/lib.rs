@@ -9,6 +9,8 @@
 //!   channels in every reliability mode.
 //! * [`signal`]: Godot's `webrtc_signaling` demo protocol: the sans-IO lobby core of its
 //!   server, the polled client and an in-process signaling.
+//! * [`multiplayer`]: Godot's `MultiplayerPeer`, with ids, targets, transfer modes and
+//!   channels, over WebSocket ([`multiplayer::WebSocketMultiplayerPeer`]).
 //! * [`time`] and [`random`]: the crate-wide `Instant` (which also works in the browser) and
 //!   the one source of randomness.
 //!
@@ -75,6 +77,7 @@ mod api;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod multiplayer;
 pub mod random;
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "webrtc", not(target_arch = "wasm32")))))]
