@@ -2,7 +2,8 @@
 //!
 //! This module owns the contract every multiplayer transport keeps ([`MultiplayerPeer`]: peer
 //! ids, targets, transfer modes and channels, packets with their sender, connect and
-//! disconnect events) and its transports: [`WebSocketMultiplayerPeer`] (native for now).
+//! disconnect events), its transports ([`WebSocketMultiplayerPeer`], native for now) and
+//! Godot's Variant binary format for `put_var`/`get_var` ([`variant`]).
 //!
 //! What it does not own: the sockets and connections (those are [`ws`](crate::ws) and
 //! `rtc`'s), and signaling ([`signal`](crate::signal)).
@@ -11,12 +12,14 @@
 //! CSPRNG ([`generate_unique_id`]). A target of 0 means every peer, 1 the server, N one peer and
 //! -N every peer but N ([`Target`]).
 
+pub mod variant;
 #[cfg(not(target_arch = "wasm32"))]
 mod websocket;
 #[cfg(not(target_arch = "wasm32"))]
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
 
 use crate::random::Rng;
+pub use variant::Variant;
 
 /// The id of the server in every topology (Godot's `TARGET_PEER_SERVER`).
 pub const SERVER_ID: i32 = 1;
@@ -190,6 +193,8 @@ pub enum Error {
     WrongMode(&'static str),
     /// The transport underneath failed; the text says how.
     Transport(String),
+    /// A value could not be written as a Variant.
+    Variant(variant::Error),
 }
 
 impl std::fmt::Display for Error {
@@ -209,6 +214,7 @@ impl std::fmt::Display for Error {
             Error::Refused => write!(f, "new connections are refused"),
             Error::WrongMode(why) => write!(f, "not in this mode: {why}"),
             Error::Transport(why) => write!(f, "transport: {why}"),
+            Error::Variant(e) => write!(f, "variant: {e}"),
         }
     }
 }
@@ -290,6 +296,20 @@ pub trait MultiplayerPeer {
         let mut options = self.send_options();
         options.channel = channel;
         self.set_send_options(options);
+    }
+
+    /// Godot's `put_var`: sends `value` in the Variant binary format (`var_to_bytes`).
+    fn put_var(&mut self, value: &Variant) -> Result<(), Error> {
+        let bytes = variant::to_bytes(value).map_err(Error::Variant)?;
+        self.put_packet(&bytes)
+    }
+
+    /// Godot's `get_var`: takes the next packet and reads it as a Variant (`bytes_to_var`,
+    /// objects refused). `None` when no packet waits; otherwise the sender with the value, or
+    /// with why the packet is not one.
+    fn get_var(&mut self) -> Option<(i32, Result<Variant, variant::Error>)> {
+        let packet = self.get_packet()?;
+        Some((packet.from, variant::from_bytes(&packet.data)))
     }
 }
 
