@@ -2,8 +2,10 @@
 //!
 //! This module owns the contract every multiplayer transport keeps ([`MultiplayerPeer`]: peer
 //! ids, targets, transfer modes and channels, packets with their sender, connect and
-//! disconnect events), its transports ([`WebSocketMultiplayerPeer`], native for now) and
-//! Godot's Variant binary format for `put_var`/`get_var` ([`variant`]).
+//! disconnect events), its transports ([`WebSocketMultiplayerPeer`], native for now), the
+//! `SceneMultiplayer` protocol Godot runs on top ([`SceneMultiplayer`]: admission, peer
+//! announcements, relaying, `send_bytes`) and Godot's Variant binary format for
+//! `put_var`/`get_var` ([`variant`]).
 //!
 //! What it does not own: the sockets and connections (those are [`ws`](crate::ws) and
 //! `rtc`'s), and signaling ([`signal`](crate::signal)).
@@ -12,6 +14,7 @@
 //! CSPRNG ([`generate_unique_id`]). A target of 0 means every peer, 1 the server, N one peer and
 //! -N every peer but N ([`Target`]).
 
+mod scene;
 pub mod variant;
 #[cfg(not(target_arch = "wasm32"))]
 mod websocket;
@@ -19,6 +22,7 @@ mod websocket;
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
 
 use crate::random::Rng;
+pub use scene::{SceneCore, SceneEvent, SceneMultiplayer, SceneTransmit, DEFAULT_AUTH_TIMEOUT};
 pub use variant::Variant;
 
 /// The id of the server in every topology (Godot's `TARGET_PEER_SERVER`).
