@@ -313,3 +313,53 @@ fn a_lost_message_is_retransmitted_after_the_sctp_timeout() {
     assert_eq!(net.b.channel(cb).unwrap().get_packet().unwrap(), b"again");
     assert!(net.a.stats().retransmissions >= 1);
 }
+
+#[test]
+fn a_message_with_a_1_ms_lifetime_goes_out_with_the_next_poll_however_late_then_expires() {
+    // Godot's WebRTCMultiplayerPeer gives its unreliable channels a 1 ms lifetime. A polled
+    // engine sends at the next poll, so the lifetime starts there, not at the engine's last
+    // time (which is a whole frame old when a game sends).
+    let mut net = Net::new(PeerConfig::loopback());
+    let short = DataChannelOptions {
+        ordered: false,
+        max_packet_life_time: Some(1),
+        ..DataChannelOptions::negotiated(3)
+    };
+    let ua = net
+        .a
+        .create_data_channel("unreliable", short.clone())
+        .unwrap();
+    let ub = net.b.create_data_channel("unreliable", short).unwrap();
+    let (ca, cb) = net.start();
+    open_channels(&mut net, ca, cb);
+    open_channels(&mut net, ua, ub);
+
+    // 50 ms without a poll, then a send: delivered by the next step.
+    net.now += Duration::from_millis(50);
+    net.a.channel(ua).unwrap().put_packet(b"late").unwrap();
+    net.until("the late message", Duration::from_millis(20), |n| {
+        n.b.channel(ub).unwrap().available_packet_count() == 1
+    });
+    assert_eq!(net.b.channel(ub).unwrap().get_packet().unwrap(), b"late");
+
+    // Lost on its first transmission: abandoned after its millisecond, never retransmitted;
+    // the next message still arrives.
+    let a = addr(A);
+    let lose_until = net.now + Duration::from_millis(400);
+    let clock = std::rc::Rc::new(std::cell::Cell::new(net.now));
+    let seen = clock.clone();
+    net.lose = Box::new(move |from, _| from == a && seen.get() < lose_until);
+    net.a.channel(ua).unwrap().put_packet(b"lost").unwrap();
+    let start = net.now;
+    while net.now - start < Duration::from_secs(2) {
+        clock.set(net.now);
+        net.step();
+    }
+    assert_eq!(net.b.channel(ub).unwrap().available_packet_count(), 0);
+    assert!(net.a.stats().abandoned_messages >= 1);
+    net.a.channel(ua).unwrap().put_packet(b"next").unwrap();
+    net.until("the next message", Duration::from_millis(50), |n| {
+        n.b.channel(ub).unwrap().available_packet_count() == 1
+    });
+    assert_eq!(net.b.channel(ub).unwrap().get_packet().unwrap(), b"next");
+}

@@ -2,7 +2,8 @@
 //!
 //! This module owns the contract every multiplayer transport keeps ([`MultiplayerPeer`]: peer
 //! ids, targets, transfer modes and channels, packets with their sender, connect and
-//! disconnect events), its transports ([`WebSocketMultiplayerPeer`], native for now), the
+//! disconnect events), its transports ([`WebSocketMultiplayerPeer`] and
+//! `WebRtcMultiplayerPeer`, native for now), the
 //! `SceneMultiplayer` protocol Godot runs on top ([`SceneMultiplayer`]: admission, peer
 //! announcements, relaying, `send_bytes`) and Godot's Variant binary format for
 //! `put_var`/`get_var` ([`variant`]).
@@ -20,6 +21,10 @@ pub mod variant;
 mod websocket;
 #[cfg(not(target_arch = "wasm32"))]
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
+#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+mod webrtc;
+#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+pub use webrtc::{WebRtcMultiplayerPeer, MAX_PACKET_SIZE as WEBRTC_MAX_PACKET_SIZE};
 
 use crate::random::Rng;
 pub use scene::{SceneCore, SceneEvent, SceneMultiplayer, SceneTransmit, DEFAULT_AUTH_TIMEOUT};
@@ -278,7 +283,9 @@ pub trait MultiplayerPeer {
     /// server/client topologies, false for a mesh).
     fn is_server_relay_supported(&self) -> bool;
 
-    /// The largest packet [`put_packet`](Self::put_packet) takes.
+    /// Godot's `get_max_packet_size`: the largest packet this transport is made for (the
+    /// WebSocket peer refuses larger ones; WebRTC's 1200 is what fits one datagram, and a
+    /// reliable channel takes more).
     fn max_packet_size(&self) -> usize;
 
     /// Godot's `set_target_peer`: 0 every peer, 1 the server, N one peer, -N all but N.

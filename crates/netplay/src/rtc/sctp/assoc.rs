@@ -969,6 +969,7 @@ impl Association {
     /// empty, when nothing is due. Call it until it returns false after every input.
     pub(crate) fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         out.clear();
+        self.tx.stamp(now);
         if self.build_packet(now, out) {
             chunk::finish_packet(out);
             self.packets_sent += 1;

@@ -49,6 +49,9 @@ struct OutMessage {
     ppid: u32,
     ordered: bool,
     max_rtx: Option<u16>,
+    /// A partially reliable message's lifetime, which starts at the first transmit pass
+    /// after it was queued ([`Sender::stamp`]).
+    lifetime: Option<Duration>,
     expires: Option<Instant>,
 }
 
@@ -63,6 +66,8 @@ impl OutMessage {
 struct StreamTx {
     next_ssn: u16,
     queue: VecDeque<OutMessage>,
+    /// How many messages at the back of `queue` have a lifetime that has not started.
+    unstamped: usize,
     /// Bytes queued plus bytes in flight and not yet acknowledged.
     buffered: usize,
     /// Being reset: `send` refuses new messages.
@@ -204,6 +209,8 @@ pub(super) struct Sender {
     sack_since_t3: bool,
     peer_forward_tsn: bool,
     outbound_streams: u16,
+    /// Streams with messages whose lifetime has not started.
+    unstamped: Vec<u16>,
     pub(super) stats: SendStats,
 }
 
@@ -259,6 +266,7 @@ impl Sender {
             sack_since_t3: false,
             peer_forward_tsn: false,
             outbound_streams: u16::MAX,
+            unstamped: Vec::new(),
             stats: SendStats::default(),
         }
     }
@@ -305,23 +313,31 @@ impl Sender {
         if self.total_buffered + data.len() > self.max_buffered {
             return Err(SendError::BufferFull);
         }
-        let (max_rtx, expires) = match reliability {
+        let _ = now;
+        let (max_rtx, lifetime) = match reliability {
             Reliability::Reliable => (None, None),
             Reliability::MaxRetransmits(n) => (Some(n), None),
-            // A lifetime too long to represent is no lifetime.
-            Reliability::MaxLifetime(d) => (None, now.checked_add(d)),
+            Reliability::MaxLifetime(d) => (None, Some(d)),
         };
         let msg = OutMessage {
             data: Arc::from(data),
             ppid,
             ordered,
             max_rtx,
-            expires,
+            lifetime,
+            expires: None,
         };
         let len = data.len();
         let s = self.stream_mut(stream);
         let was_idle = s.queue.is_empty();
         s.queue.push_back(msg);
+        if lifetime.is_some() {
+            s.unstamped += 1;
+            if s.unstamped == 1 {
+                self.unstamped.push(stream);
+            }
+        }
+        let s = self.stream_mut(stream);
         s.buffered += len;
         self.total_buffered += len;
         // A stream is in `active` exactly while its queue is not empty.
@@ -329,6 +345,22 @@ impl Sender {
             self.active.push_back(stream);
         }
         Ok(())
+    }
+
+    /// Starts the lifetime of the messages queued since the last pass: a message sent
+    /// between two polls lives its whole lifetime from the poll that can first send it,
+    /// however long ago the time given last was (a lifetime of 1 ms is Godot's default).
+    pub(super) fn stamp(&mut self, now: Instant) {
+        for stream in std::mem::take(&mut self.unstamped) {
+            let s = self.stream_mut(stream);
+            let n = std::mem::take(&mut s.unstamped).min(s.queue.len());
+            for msg in s.queue.iter_mut().rev().take(n) {
+                if msg.expires.is_none() {
+                    // A lifetime too long to represent is no lifetime.
+                    msg.expires = msg.lifetime.and_then(|d| now.checked_add(d));
+                }
+            }
+        }
     }
 
     pub(super) fn buffered(&self, stream: u16) -> usize {
