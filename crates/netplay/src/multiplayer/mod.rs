@@ -3,7 +3,8 @@
 //! This module owns the contract every multiplayer transport keeps ([`MultiplayerPeer`]: peer
 //! ids, targets, transfer modes and channels, packets with their sender, connect and
 //! disconnect events), its transports ([`WebSocketMultiplayerPeer`] and
-//! `WebRtcMultiplayerPeer`, native for now), the
+//! `WebRtcMultiplayerPeer`, native for now), the lobby mesh (`Lobby`: a signaling lobby as a
+//! multiplayer peer), the
 //! `SceneMultiplayer` protocol Godot runs on top ([`SceneMultiplayer`]: admission, peer
 //! announcements, relaying, `send_bytes`) and Godot's Variant binary format for
 //! `put_var`/`get_var` ([`variant`]).
@@ -22,6 +23,10 @@ mod websocket;
 #[cfg(not(target_arch = "wasm32"))]
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+mod lobby;
+#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+pub use lobby::{Lobby, LobbyEvent, LobbyMode};
+#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 mod webrtc;
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 pub use webrtc::{WebRtcMultiplayerPeer, MAX_PACKET_SIZE as WEBRTC_MAX_PACKET_SIZE};
@@ -34,8 +39,8 @@ pub use variant::Variant;
 pub const SERVER_ID: i32 = 1;
 
 /// How a packet travels, with Godot's integer values
-/// ([`godot_value`](TransferMode::godot_value)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// ([`godot_value`](TransferMode::godot_value)), ordered as those values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransferMode {
     /// `TRANSFER_MODE_UNRELIABLE = 0`: may be lost, may arrive out of order.
     Unreliable,

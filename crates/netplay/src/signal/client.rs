@@ -143,10 +143,17 @@ impl Session {
     }
 }
 
-/// The requests a client can make, shared by `Client` (over a WebSocket, native) and [`LocalClient`].
+/// A signaling client, polled: `Client` (over a WebSocket, native) and [`LocalClient`] (in
+/// process). Code written against it (the multiplayer lobby) takes either.
 pub trait Signaling {
     /// Sends one protocol message.
     fn send_message(&mut self, message: &Message) -> Result<(), Error>;
+
+    /// Drives the connection; events are ready after it.
+    fn poll(&mut self);
+
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<ClientEvent>;
 
     /// Sends a session offer to peer `to`.
     fn send_offer(&mut self, to: i32, sdp: &str) -> Result<(), Error> {
@@ -337,6 +344,14 @@ impl Drop for LocalClient {
 }
 
 impl Signaling for LocalClient {
+    fn poll(&mut self) {
+        LocalClient::poll(self);
+    }
+
+    fn poll_event(&mut self) -> Option<ClientEvent> {
+        LocalClient::poll_event(self)
+    }
+
     fn send_message(&mut self, message: &Message) -> Result<(), Error> {
         if self.closed {
             return Err(Error::NotOpen);

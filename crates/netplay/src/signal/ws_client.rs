@@ -119,6 +119,14 @@ impl Client {
 }
 
 impl Signaling for Client {
+    fn poll(&mut self) {
+        Client::poll(self);
+    }
+
+    fn poll_event(&mut self) -> Option<ClientEvent> {
+        Client::poll_event(self)
+    }
+
     fn send_message(&mut self, message: &Message) -> Result<(), Error> {
         self.ws.send_text(&message.to_json())
     }
