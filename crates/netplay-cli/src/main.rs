@@ -1,6 +1,7 @@
 //! The `netplay` command: servers and test peers built on the netplay library.
 #![forbid(unsafe_code)]
 
+mod chat;
 mod echo;
 mod rtc_echo;
 mod serve;
@@ -31,6 +32,9 @@ enum Command {
     /// A WebRTC echo peer: descriptions and candidates as JSON lines on stdin/stdout
     /// (docs/PROTOCOL.md); every data channel message comes back on its channel.
     RtcEcho(rtc_echo::RtcEchoArgs),
+    /// A terminal chat on a lobby of a signaling server: prints `lobby NAME`, `joined as ID`,
+    /// `+ ID`/`- ID` and `ID: text`; every stdin line goes to every peer.
+    Chat(chat::ChatArgs),
 }
 
 /// A tokio runtime with `threads` workers; 1 gives a single-threaded runtime (the fastest for
@@ -68,6 +72,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::RtcEcho(args) => return std::process::ExitCode::from(rtc_echo::run(args)),
     };
     match result {

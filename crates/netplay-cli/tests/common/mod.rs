@@ -386,6 +386,19 @@ impl Service {
         }
     }
 
+    /// Writes one line to the process's stdin.
+    pub(crate) fn write_line(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes the process's stdin (end of input).
+    pub(crate) fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     /// Everything the process printed so far.
     pub(crate) fn log(&self) -> String {
         clip(
