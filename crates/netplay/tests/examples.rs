@@ -145,3 +145,51 @@ fn ws_chat_clients_talk_through_the_chat_server() {
     drop(bob);
     drop(server);
 }
+
+/// Runs an example with no arguments (its in-process mode) to completion, bounded in time.
+fn run_to_done(name: &str) -> String {
+    let mut child = Command::new(example(name))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+            assert!(status.success(), "{name} failed: {status}\n{out}");
+            return out;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn websocket_multiplayer_example_greets_every_peer_through_the_server() {
+    let out = run_to_done("websocket_multiplayer");
+    assert!(out.lines().any(|l| l == "done"), "{out}");
+    // The clients heard from each other (relayed) and from the server.
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("client ") && l.contains(": 1 says hello from 1"))
+            .count(),
+        2,
+        "{out}"
+    );
+}
+
+#[cfg(feature = "webrtc")]
+#[test]
+fn webrtc_lobby_example_makes_a_mesh_of_three() {
+    let out = run_to_done("webrtc_lobby");
+    assert!(out.lines().any(|l| l == "done"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": + ")).count(),
+        6,
+        "{out}"
+    );
+}
