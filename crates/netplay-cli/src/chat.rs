@@ -15,7 +15,7 @@ use clap::Args;
 use netplay::multiplayer::{
     Lobby, LobbyEvent, LobbyMode, SceneEvent, SceneMultiplayer, Target, TransferMode,
 };
-use netplay::rtc::{IceServer, PeerConfig};
+use netplay::rtc::PeerConfig;
 
 /// A chat on a lobby mesh: every stdin line goes to every peer of the lobby.
 #[derive(Args, Debug)]
@@ -33,15 +33,8 @@ pub(crate) struct ChatArgs {
     /// it.
     #[arg(long)]
     client_server: bool,
-    /// A STUN or TURN server over UDP (`stun:HOST[:PORT]`, `turn:HOST[:PORT]`); repeatable.
-    #[arg(long = "ice-server")]
-    ice_servers: Vec<String>,
-    /// TURN user name (with --credential).
-    #[arg(long, requires = "credential")]
-    username: Option<String>,
-    /// TURN password (with --username).
-    #[arg(long, requires = "username")]
-    credential: Option<String>,
+    #[command(flatten)]
+    ice: crate::ice::IceArgs,
     /// Gather only loopback candidates (tests on one machine).
     #[arg(long)]
     loopback: bool,
@@ -59,17 +52,7 @@ pub(crate) fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error + Send
     } else {
         PeerConfig::default()
     };
-    for url in &args.ice_servers {
-        config.ice_servers.push(if url.starts_with("turn") {
-            IceServer::turn(
-                url.clone(),
-                args.username.clone().unwrap_or_default(),
-                args.credential.clone().unwrap_or_default(),
-            )
-        } else {
-            IceServer::stun(url.clone())
-        });
-    }
+    args.ice.apply(&mut config);
     let mode = if args.client_server {
         LobbyMode::ServerClient
     } else {

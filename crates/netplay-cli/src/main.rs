@@ -3,6 +3,7 @@
 
 mod chat;
 mod echo;
+mod ice;
 mod rtc_echo;
 mod serve;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use netplay::rtc::{
     ChannelId, ConnectionState, DataChannelOptions, DropCounts, DropEvery, Error as RtcError,
-    Event, GatheringState, IceServer, PeerConfig, PeerConnection, SdpKind,
+    Event, GatheringState, PeerConfig, PeerConnection, SdpKind,
 };
 use serde_json::{json, Value};
 
@@ -27,15 +27,8 @@ pub(crate) struct RtcEchoArgs {
     /// Wait for the offer and write the answer.
     #[arg(long)]
     answer: bool,
-    /// A STUN or TURN server over UDP (`stun:HOST[:PORT]`, `turn:HOST[:PORT]`); repeatable.
-    #[arg(long = "ice-server")]
-    ice_servers: Vec<String>,
-    /// TURN user name (with --credential).
-    #[arg(long, requires = "credential")]
-    username: Option<String>,
-    /// TURN password (with --username).
-    #[arg(long, requires = "username")]
-    credential: Option<String>,
+    #[command(flatten)]
+    ice: crate::ice::IceArgs,
     /// Gather and use relayed (TURN) candidates only.
     #[arg(long)]
     relay_only: bool,
@@ -107,20 +100,9 @@ impl Peer {
             config.bind_addresses = vec![ip];
             config.gather_loopback = ip.is_loopback();
         }
-        for url in &args.ice_servers {
-            let server = if url.starts_with("turn") {
-                IceServer::turn(
-                    url.clone(),
-                    args.username.clone().unwrap_or_default(),
-                    args.credential.clone().unwrap_or_default(),
-                )
-            } else {
-                IceServer::stun(url.clone())
-            };
-            config.ice_servers.push(server);
-        }
+        args.ice.apply(&mut config);
         if args.relay_only {
-            if !args.ice_servers.iter().any(|u| u.starts_with("turn")) {
+            if !args.ice.has_turn() {
                 return Err("--relay-only needs a turn: --ice-server".into());
             }
             config.relay_only = true;
