@@ -1,7 +1,8 @@
 //! Entry points for the fuzzers and the corpus replay; not an API for games.
 //!
 //! Each function takes arbitrary bytes, hands them to one of the parsers that read what a
-//! remote peer sends (SDP, STUN, SCTP, WebSocket frames, signaling messages) and drives the
+//! remote peer sends (SDP, STUN, SCTP, WebSocket frames, signaling messages, Godot's Variants
+//! and multiplayer packets) and drives the
 //! state machine behind it far enough that the decoded input is acted upon: events drained,
 //! answers written, timers run. The property checked is that none of them panics, whatever the
 //! bytes. The cargo-fuzz targets in the repository's `fuzz/` directory call them (with the
@@ -444,6 +445,64 @@ fn signal_lobby(now: Instant) -> crate::signal::Hub {
     hub
 }
 
+/// Feeds `data` to the Variant decoder (and what decodes through the encoder and back, which
+/// must give the same value), and to two `SceneMultiplayer` cores, a relaying server with two
+/// clients and a client of it, as packets from each of their peers, one per 0x0a-separated
+/// piece, running the auth timeout afterwards.
+pub fn multiplayer(data: &[u8]) {
+    use crate::multiplayer::variant;
+    use crate::multiplayer::{ConnectionStatus, SceneCore, TransferMode};
+
+    if let Ok((value, used)) = variant::decode(data) {
+        assert!(used <= data.len());
+        if let Ok(bytes) = variant::to_bytes(&value) {
+            let again = variant::from_bytes(&bytes).expect("an encoding decodes");
+            // NaN is not equal to itself; compare the encodings.
+            assert_eq!(variant::to_bytes(&again).ok(), Some(bytes));
+        }
+    }
+
+    let now = Instant::now();
+    let mut server = SceneCore::new();
+    server.set_local(1, true);
+    server.handle_status(ConnectionStatus::Connected);
+    server.set_auth(data.first().is_some_and(|b| b & 1 == 1));
+    for id in [5, 6] {
+        server.handle_peer_connected(id, now);
+    }
+    let mut client = SceneCore::new();
+    client.set_local(5, true);
+    client.handle_status(ConnectionStatus::Connecting);
+    client.handle_status(ConnectionStatus::Connected);
+    client.handle_peer_connected(1, now);
+    let modes = [
+        TransferMode::Reliable,
+        TransferMode::Unreliable,
+        TransferMode::UnreliableOrdered,
+    ];
+    for (i, piece) in data.split(|&b| b == 0x0a).take(64).enumerate() {
+        let mode = modes[i % 3];
+        server.handle_packet([5, 6, 7][i % 3], mode, (i % 2) as u32, piece);
+        client.handle_packet([1, 6][i % 2], mode, 0, piece);
+        for core in [&mut server, &mut client] {
+            for _ in 0..DRAIN_LIMIT {
+                if core.poll_transmit().is_none() && core.poll_event().is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = server.complete_auth(5);
+    server.handle_timeout(now + Duration::from_secs(4));
+    for core in [&mut server, &mut client] {
+        for _ in 0..DRAIN_LIMIT {
+            if core.poll_transmit().is_none() && core.poll_event().is_none() {
+                break;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -560,5 +619,14 @@ mod tests {
     #[test]
     fn signal_corpus_replays_without_panic() {
         replay("signal", corpus_dir!("signal"), super::signal);
+    }
+
+    #[test]
+    fn multiplayer_corpus_replays_without_panic() {
+        replay(
+            "multiplayer",
+            corpus_dir!("multiplayer"),
+            super::multiplayer,
+        );
     }
 }
