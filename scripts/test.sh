@@ -55,14 +55,18 @@ step "setup: Rust targets and the minimum supported toolchain"
 MSRV="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)"
 bash scripts/setup-rust.sh "$MSRV"
 
+# Optional integrations that the workspace's default features leave out, linted and tested
+# with the rest (GGRS sessions over multiplayer peers).
+EXTRA=(--features netplay/ggrs)
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check || failed+=("cargo fmt (run: cargo fmt --all)")
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --locked --workspace --all-targets -- -D warnings || failed+=("cargo clippy")
+cargo clippy --locked --workspace --all-targets "${EXTRA[@]}" -- -D warnings || failed+=("cargo clippy")
 
 step "cargo doc (broken links are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p netplay -p netplay-server ||
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p netplay -p netplay-server "${EXTRA[@]}" ||
     failed+=("cargo doc")
 
 step "portability: cargo build -p netplay --target wasm32-unknown-unknown"
@@ -71,7 +75,7 @@ cargo clippy --locked -p netplay --target wasm32-unknown-unknown -- -D warnings 
     failed+=("clippy of the wasm32 build")
 
 step "portability: feature subsets"
-for features in "" tls deflate webrtc fuzzing; do
+for features in "" tls deflate webrtc fuzzing ggrs; do
     cargo check --locked -p netplay --no-default-features ${features:+--features "$features"} ||
         failed+=("netplay with features [${features}] alone")
 done
@@ -81,7 +85,7 @@ for features in "" tls deflate; do
 done
 
 step "portability: the minimum supported Rust, $MSRV"
-cargo "+$MSRV" check --locked --workspace --all-targets || failed+=("check with Rust $MSRV")
+cargo "+$MSRV" check --locked --workspace --all-targets "${EXTRA[@]}" || failed+=("check with Rust $MSRV")
 
 step "release: the netplay binary is built and stays under 30 MB"
 if cargo build --locked --release -p netplay-cli; then
@@ -93,20 +97,20 @@ else
 fi
 
 step "cargo build --workspace --all-targets"
-if ! cargo build --locked --workspace --all-targets; then
+if ! cargo build --locked --workspace --all-targets "${EXTRA[@]}"; then
     printf '\nFAILED: cargo build; %s\n' "${failed[*]:-}" >&2
     exit 1
 fi
 
 step "cargo test --workspace --doc"
-cargo test --locked --workspace --doc || failed+=("doc tests")
+cargo test --locked --workspace --doc "${EXTRA[@]}" || failed+=("doc tests")
 
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace --no-fail-fast"
-    cargo nextest run --locked --workspace --no-fail-fast || failed+=("cargo nextest")
+    cargo nextest run --locked --workspace --no-fail-fast "${EXTRA[@]}" || failed+=("cargo nextest")
 else
     step "cargo test --workspace --no-fail-fast (cargo-nextest is not installed)"
-    cargo test --locked --workspace --no-fail-fast || failed+=("cargo test")
+    cargo test --locked --workspace --no-fail-fast "${EXTRA[@]}" || failed+=("cargo test")
 fi
 
 if ((${#failed[@]})); then

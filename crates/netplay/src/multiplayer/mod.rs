@@ -16,6 +16,8 @@
 //! CSPRNG ([`generate_unique_id`]). A target of 0 means every peer, 1 the server, N one peer and
 //! -N every peer but N ([`Target`]).
 
+#[cfg(feature = "ggrs")]
+mod ggrs;
 mod scene;
 pub mod variant;
 #[cfg(not(target_arch = "wasm32"))]
@@ -31,6 +33,9 @@ mod webrtc;
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 pub use webrtc::{WebRtcMultiplayerPeer, MAX_PACKET_SIZE as WEBRTC_MAX_PACKET_SIZE};
 
+#[cfg(feature = "ggrs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ggrs")))]
+pub use self::ggrs::GgrsSocket;
 use crate::random::Rng;
 pub use scene::{SceneCore, SceneEvent, SceneMultiplayer, SceneTransmit, DEFAULT_AUTH_TIMEOUT};
 pub use variant::Variant;
