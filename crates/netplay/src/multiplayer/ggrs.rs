@@ -116,15 +116,13 @@ impl<P: MultiplayerPeer> ggrs::NonBlockingSocket<i32> for GgrsSocket<P> {
         let Ok(bytes) = codec().serialize(msg) else {
             return;
         };
-        let saved = self.peer.send_options();
-        self.peer.set_send_options(SendOptions {
+        let options = SendOptions {
             target: Target::Peer(*addr),
             mode: self.mode,
             channel: self.channel,
-        });
+        };
         // Unreliable by contract: a message that cannot go is lost, and GGRS sends again.
-        let _ = self.peer.put_packet(&bytes);
-        self.peer.set_send_options(saved);
+        let _ = self.peer.put_packet_with(&bytes, options);
     }
 
     fn receive_all_messages(&mut self) -> Vec<(i32, ggrs::Message)> {

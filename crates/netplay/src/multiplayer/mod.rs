@@ -319,6 +319,16 @@ pub trait MultiplayerPeer {
         self.set_send_options(options);
     }
 
+    /// Sends `data` with `options` for this packet only; the peer's own send options stay as
+    /// they were.
+    fn put_packet_with(&mut self, data: &[u8], options: SendOptions) -> Result<(), Error> {
+        let saved = self.send_options();
+        self.set_send_options(options);
+        let result = self.put_packet(data);
+        self.set_send_options(saved);
+        result
+    }
+
     /// Godot's `put_var`: sends `value` in the Variant binary format (`var_to_bytes`).
     fn put_var(&mut self, value: &Variant) -> Result<(), Error> {
         let bytes = variant::to_bytes(value).map_err(Error::Variant)?;

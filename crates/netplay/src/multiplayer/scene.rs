@@ -393,12 +393,7 @@ impl SceneCore {
     }
 
     fn push(&mut self, to: i32, mode: TransferMode, channel: u32, data: Vec<u8>) {
-        self.transmits.push_back(SceneTransmit::Packet {
-            to,
-            mode,
-            channel,
-            data,
-        });
+        push(&mut self.transmits, to, mode, channel, data);
     }
 
     fn sys(sub: u8, id: i32) -> Vec<u8> {
@@ -414,14 +409,17 @@ impl SceneCore {
             return;
         }
         if self.relaying() && self.local_id == SERVER_ID {
-            for p in self.connected.clone() {
-                self.push(
+            for &p in &self.connected {
+                let out = &mut self.transmits;
+                push(
+                    out,
                     p,
                     TransferMode::Reliable,
                     0,
                     Self::sys(cmd::SYS_ADD_PEER, id),
                 );
-                self.push(
+                push(
+                    out,
                     id,
                     TransferMode::Reliable,
                     0,
@@ -448,13 +446,9 @@ impl SceneCore {
         };
         self.connected.swap_remove(i);
         if self.relaying() && self.local_id == SERVER_ID {
-            for p in self.connected.clone() {
-                self.push(
-                    p,
-                    TransferMode::Reliable,
-                    0,
-                    Self::sys(cmd::SYS_DEL_PEER, id),
-                );
+            for &p in &self.connected {
+                let gone = Self::sys(cmd::SYS_DEL_PEER, id);
+                push(&mut self.transmits, p, TransferMode::Reliable, 0, gone);
             }
         }
         self.events.push_back(SceneEvent::PeerDisconnected(id));
@@ -485,10 +479,8 @@ impl SceneCore {
                 self.push(id, mode, channel, packet);
             }
             target => {
-                for id in self.connected.clone() {
-                    if target.includes(id) {
-                        self.push(id, mode, channel, packet.clone());
-                    }
+                for &id in self.connected.iter().filter(|&&id| target.includes(id)) {
+                    push(&mut self.transmits, id, mode, channel, packet.clone());
                 }
             }
         }
@@ -565,10 +557,12 @@ impl SceneCore {
                             }
                         }
                         target => {
-                            for p in self.connected.clone() {
-                                if p != from && target.includes(p) {
-                                    self.push(p, mode, channel, relayed.clone());
-                                }
+                            let others = self
+                                .connected
+                                .iter()
+                                .filter(|&&p| p != from && target.includes(p));
+                            for &p in others {
+                                push(&mut self.transmits, p, mode, channel, relayed.clone());
                             }
                             // The server is among "everyone" unless excluded (-1).
                             if target.includes(SERVER_ID) {
@@ -586,6 +580,23 @@ impl SceneCore {
             _ => self.malformed(from, "an unknown system command"),
         }
     }
+}
+
+/// Queues a packet for transport peer `to` (a free function, so that loops over the connected
+/// peers can borrow them while the queue grows).
+fn push(
+    transmits: &mut VecDeque<SceneTransmit>,
+    to: i32,
+    mode: TransferMode,
+    channel: u32,
+    data: Vec<u8>,
+) {
+    transmits.push_back(SceneTransmit::Packet {
+        to,
+        mode,
+        channel,
+        data,
+    });
 }
 
 /// Godot's `SceneMultiplayer` for raw packets over any [`MultiplayerPeer`]: the transport's
@@ -716,7 +727,6 @@ impl<P: MultiplayerPeer> SceneMultiplayer<P> {
     }
 
     fn flush(&mut self) {
-        let saved = self.peer.send_options();
         while let Some(t) = self.core.poll_transmit() {
             match t {
                 SceneTransmit::Packet {
@@ -725,18 +735,17 @@ impl<P: MultiplayerPeer> SceneMultiplayer<P> {
                     channel,
                     data,
                 } => {
-                    self.peer.set_send_options(SendOptions {
+                    let options = SendOptions {
                         target: Target::Peer(to),
                         mode,
                         channel,
-                    });
+                    };
                     // A peer that left meanwhile: its disconnection is already on its way.
-                    let _ = self.peer.put_packet(&data);
+                    let _ = self.peer.put_packet_with(&data, options);
                 }
                 SceneTransmit::Disconnect(id) => self.peer.disconnect_peer(id, false),
             }
         }
-        self.peer.set_send_options(saved);
     }
 }
 

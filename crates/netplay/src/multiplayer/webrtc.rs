@@ -100,6 +100,20 @@ impl std::fmt::Debug for WebRtcMultiplayerPeer {
     }
 }
 
+/// (channel, mode) of Godot channel index `i`, as `get_packet_channel`/`_mode` report it;
+/// `extra` is the `channels_config`.
+fn describe(extra: &[TransferMode], i: usize) -> (u32, TransferMode) {
+    match i {
+        0 => (0, TransferMode::Reliable),
+        1 => (0, TransferMode::UnreliableOrdered),
+        2 => (0, TransferMode::Unreliable),
+        i => (
+            (i - 2) as u32,
+            extra.get(i - 3).copied().unwrap_or_default(),
+        ),
+    }
+}
+
 fn valid_id(id: i32) -> bool {
     id >= 1
 }
@@ -323,19 +337,6 @@ impl WebRtcMultiplayerPeer {
         Ok(i + 2)
     }
 
-    /// (channel, mode) of Godot channel index `i`, as `get_packet_channel`/`_mode` report it.
-    fn describe(&self, i: usize) -> (u32, TransferMode) {
-        match i {
-            0 => (0, TransferMode::Reliable),
-            1 => (0, TransferMode::UnreliableOrdered),
-            2 => (0, TransferMode::Unreliable),
-            i => (
-                (i - 2) as u32,
-                self.extra.get(i - 3).copied().unwrap_or_default(),
-            ),
-        }
-    }
-
     fn send_on(remote: &mut Remote, index: usize, data: &[u8]) -> Result<(), Error> {
         let channel = *remote
             .channels
@@ -356,9 +357,6 @@ impl WebRtcMultiplayerPeer {
         if n == 0 {
             return;
         }
-        let describe: Vec<(u32, TransferMode)> = (0..3 + self.extra.len())
-            .map(|i| self.describe(i))
-            .collect();
         let mut idle_rounds = 0;
         let mut k = self.next_reader % n;
         while self.packets.len() < MAX_QUEUED_PACKETS && idle_rounds < n {
@@ -370,7 +368,7 @@ impl WebRtcMultiplayerPeer {
                         continue;
                     };
                     if let Some(data) = ch.get_packet() {
-                        let (channel, mode) = describe.get(index).copied().unwrap_or_default();
+                        let (channel, mode) = describe(&self.extra, index);
                         self.packets.push_back(Packet {
                             from: remote.id,
                             channel,

@@ -394,9 +394,14 @@ impl WebSocketMultiplayerPeer {
 
     fn send_to(&mut self, id: i32, data: &[u8]) -> Result<(), Error> {
         let ws = self.peers.get_mut(&id).ok_or(Error::UnknownPeer(id))?;
-        ws.send(data, WriteMode::Binary)
-            .map_err(|e| Error::Transport(e.to_string()))
+        send_binary(ws, data)
     }
+}
+
+/// One packet: one binary message.
+fn send_binary(ws: &mut WebSocketPeer, data: &[u8]) -> Result<(), Error> {
+    ws.send(data, WriteMode::Binary)
+        .map_err(|e| Error::Transport(e.to_string()))
 }
 
 #[cfg(feature = "tls")]
@@ -448,15 +453,9 @@ impl MultiplayerPeer for WebSocketMultiplayerPeer {
             Role::Server { .. } => match self.send.target {
                 Target::Peer(id) => self.send_to(id, data),
                 target => {
-                    let ids: Vec<i32> = self
-                        .peers
-                        .keys()
-                        .copied()
-                        .filter(|&id| target.includes(id))
-                        .collect();
                     let mut first_error = None;
-                    for id in ids {
-                        if let Err(e) = self.send_to(id, data) {
+                    for (_, ws) in self.peers.iter_mut().filter(|(&id, _)| target.includes(id)) {
+                        if let Err(e) = send_binary(ws, data) {
                             first_error.get_or_insert(e);
                         }
                     }

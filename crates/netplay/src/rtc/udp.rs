@@ -63,10 +63,11 @@ pub(crate) struct RecvBatch {
 }
 
 impl RecvBatch {
+    /// An empty batch; its buffers are allocated by the first receive.
     pub(crate) fn new() -> RecvBatch {
         RecvBatch {
             slots: Vec::new(),
-            meta: vec![RecvMeta::default(); RECV_SLOTS],
+            meta: Vec::new(),
             filled: 0,
         }
     }
@@ -144,10 +145,13 @@ impl Sockets {
         };
         if batch.slots.is_empty() {
             batch.slots = (0..RECV_SLOTS).map(|_| vec![0; RECV_SLOT_SIZE]).collect();
+            batch.meta = vec![RecvMeta::default(); RECV_SLOTS];
         }
+        let Ok(slots) = <&mut [Vec<u8>; RECV_SLOTS]>::try_from(batch.slots.as_mut_slice()) else {
+            return 0;
+        };
         loop {
-            let mut bufs: Vec<IoSliceMut<'_>> =
-                batch.slots.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let mut bufs = slots.each_mut().map(|b| IoSliceMut::new(b));
             match s
                 .state
                 .recv(UdpSockRef::from(&s.socket), &mut bufs, &mut batch.meta)
