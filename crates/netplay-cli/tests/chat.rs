@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::signal::start;
-use common::{netplay_bin, Service};
+use common::signal::{chat, start};
+use common::Service;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn chat(port: u16, extra: &[&str], name: &str) -> Service {
-    let mut cmd = Command::new(netplay_bin());
-    cmd.args([
-        "chat",
-        "--loopback",
-        "--log-level",
-        "warn",
-        "--url",
-        &format!("ws://127.0.0.1:{port}"),
-    ])
-    .args(extra);
-    Service::spawn(name, &mut cmd, false)
-}
 
 fn id_line(line: &str, prefix: &str) -> Option<i32> {
     line.strip_prefix(prefix)?.trim().parse().ok()

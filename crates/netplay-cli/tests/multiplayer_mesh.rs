@@ -5,8 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::signal::start;
-use common::{netplay_bin, Service};
+use common::signal::{chat, start};
 use netplay::multiplayer::{Lobby, LobbyEvent, LobbyMode, MultiplayerPeer, PeerEvent};
 use netplay::rtc::PeerConfig;
 
@@ -24,15 +23,23 @@ fn join(port: u16, lobby: &str) -> Lobby {
     .unwrap()
 }
 
+/// A new lobby on the server at `port`: its creator and its name.
+fn create(port: u16) -> (Lobby, String) {
+    let mut host = join(port, "");
+    let deadline = Instant::now() + FORM;
+    loop {
+        assert!(Instant::now() < deadline, "no lobby name");
+        host.poll();
+        if let Some(LobbyEvent::Joined { lobby }) = host.poll_lobby_event() {
+            return (host, lobby);
+        }
+    }
+}
+
 fn mesh_of(n: usize) {
     let server = start(&["--max-peers", "16"]);
-    let mut peers = vec![join(server.port, "")];
-    let name = loop {
-        peers[0].poll();
-        if let Some(LobbyEvent::Joined { lobby }) = peers[0].poll_lobby_event() {
-            break lobby;
-        }
-    };
+    let (host, name) = create(server.port);
+    let mut peers = vec![host];
     for _ in 1..n {
         peers.push(join(server.port, &name));
     }
@@ -106,26 +113,9 @@ fn a_mesh_of_8_forms_exchanges_and_hears_a_leave() {
 #[test]
 fn a_killed_peer_is_gone_at_every_other_peer_within_the_bound() {
     let server = start(&[]);
-    let mut host = join(server.port, "");
-    let name = loop {
-        host.poll();
-        if let Some(LobbyEvent::Joined { lobby }) = host.poll_lobby_event() {
-            break lobby;
-        }
-    };
+    let (mut host, name) = create(server.port);
     let mut other = join(server.port, &name);
-    let mut cmd = std::process::Command::new(netplay_bin());
-    cmd.args([
-        "chat",
-        "--loopback",
-        "--log-level",
-        "warn",
-        "--url",
-        &format!("ws://127.0.0.1:{}", server.port),
-        "--lobby",
-        &name,
-    ]);
-    let mut victim = Service::spawn("chat (killed)", &mut cmd, false);
+    let mut victim = chat(server.port, &["--lobby", &name], "chat (killed)");
     let victim_id: i32 = victim.wait_for_line(FORM, "`joined as ID`", |l| {
         l.strip_prefix("joined as ")?.parse().ok()
     });

@@ -98,3 +98,19 @@ pub(crate) fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// Starts `netplay chat` on the `netplay serve` at `port` (loopback candidates only, warnings
+/// on stderr), with `extra` flags; its stdout is what [`Service::wait_for_line`] reads.
+pub(crate) fn chat(port: u16, extra: &[&str], name: &str) -> Service {
+    let mut cmd = Command::new(netplay_bin());
+    cmd.args([
+        "chat",
+        "--loopback",
+        "--log-level",
+        "warn",
+        "--url",
+        &format!("ws://127.0.0.1:{port}"),
+    ])
+    .args(extra);
+    Service::spawn(name, &mut cmd, false)
+}
