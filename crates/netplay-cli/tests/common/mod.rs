@@ -615,3 +615,43 @@ pub(crate) fn gen_certs() -> Certs {
 pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+// ------------------------------------------------------------ network namespaces
+
+/// A network namespace made for one test (`tests/interop/netns.sh up`), deleted on drop.
+pub(crate) struct Netns(String);
+
+impl Netns {
+    /// Makes a namespace whose name starts with `label`.
+    pub(crate) fn up(label: &str) -> Netns {
+        let script = interop_dir().join("netns.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["up", label])
+            .output()
+            .expect("run netns.sh");
+        assert!(
+            out.status.success(),
+            "cannot make a network namespace (root and iproute2 are needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Netns(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `cmd` run inside the namespace.
+    pub(crate) fn wrap(&self, cmd: Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(cmd.get_program());
+        c.args(cmd.get_args());
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(interop_dir().join("netns.sh"))
+            .args(["down", &self.0])
+            .status();
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{clip, interop_dir, netplay_bin, node_dir, venv_python, ChildGuard};
+use super::{clip, interop_dir, netplay_bin, node_dir, venv_python, ChildGuard, Netns};
 
 /// The external stack that drives the test plan.
 #[derive(Clone, Copy, Debug)]
@@ -21,43 +21,6 @@ pub(crate) enum Driver {
     /// `tests/interop/node/rtc_browser_peer.js`: headless Chromium's RTCPeerConnection. It
     /// gathers no loopback candidates, so its pairings run in a network namespace.
     Chromium,
-}
-
-/// A network namespace made for one test (`tests/interop/netns.sh up`), deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn up() -> Netns {
-        let script = interop_dir().join("netns.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .args(["up", "rtc"])
-            .output()
-            .expect("run netns.sh");
-        assert!(
-            out.status.success(),
-            "cannot make a network namespace (root and iproute2 are needed): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Netns(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// `cmd` run inside the namespace.
-    fn wrap(&self, cmd: Command) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(cmd.get_program());
-        c.args(cmd.get_args());
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(interop_dir().join("netns.sh"))
-            .args(["down", &self.0])
-            .status();
-    }
 }
 
 /// Which side writes the offer.
@@ -317,7 +280,7 @@ pub(crate) fn pair_with(
     driver_args: &[&str],
     timeout: Duration,
 ) -> Pairing {
-    let netns = matches!(driver, Driver::Chromium).then(Netns::up);
+    let netns = matches!(driver, Driver::Chromium).then(|| Netns::up("rtc"));
     let allowed = if netns.is_some() {
         "10.77.0.1"
     } else {

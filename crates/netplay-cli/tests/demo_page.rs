@@ -1,0 +1,293 @@
+//! The demo page of `netplay serve` in headless Chromium, with `netplay chat` in the same
+//! lobby: the page's address is the invitation, the tabs list each other in `#peers`, and chat
+//! lines cross between tabs and the terminal both ways, in a mesh lobby and in a server lobby
+//! whose host is a tab.
+//!
+//! Chromium gathers no loopback candidates, so the server, the browser and the terminal chat
+//! all run inside one network namespace made by the test (`tests/interop/netns.sh`), whose
+//! only address besides loopback is 10.77.0.1; no traffic leaves it. The page speaks Godot's
+//! `WebRTCMultiplayerPeer` channel layout and `SceneMultiplayer` raw packets
+//! (`scene_multiplayer.cpp`, `NETWORK_COMMAND_RAW` and `SYS_COMMAND_RELAY`), the layout
+//! `netplay chat` uses, so these exchanges are also the wire check of the page.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{netplay_bin, node_dir, workspace_root, Netns, Service, STARTUP_TIMEOUT};
+
+/// How long a lobby may take to form or a line to arrive (browser start included).
+const WAIT: Duration = Duration::from_secs(30);
+/// How long a closed tab may take to leave every other member's list.
+const LEAVE_BOUND: Duration = Duration::from_secs(3);
+
+/// A process whose stdout lines are kept, so that a wait finds lines that came while an
+/// earlier wait was looking for something else.
+struct Lines {
+    service: Service,
+    /// Lines read and not yet consumed by a wait.
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn new(service: Service) -> Lines {
+        Lines {
+            service,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Consumes the first line for which `pick` is `Some`, waiting for it if it has not come
+    /// yet; the lines around it stay for later waits.
+    fn wait<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        if let Some((i, v)) = self
+            .seen
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, pick(l)?)))
+        {
+            self.seen.remove(i);
+            return v;
+        }
+        let seen = &mut self.seen;
+        self.service.wait_for_line(timeout, what, |line| {
+            let v = pick(line);
+            if v.is_none() {
+                seen.push(line.to_string());
+            }
+            v
+        })
+    }
+
+    /// Waits until the latest line starting with `prefix` satisfies `ok`.
+    fn latest(&mut self, timeout: Duration, what: &str, prefix: &str, ok: impl Fn(&str) -> bool) {
+        let last = self.seen.iter().rev().find_map(|l| l.strip_prefix(prefix));
+        if last.is_some_and(&ok) {
+            return;
+        }
+        let seen = &mut self.seen;
+        self.service.wait_for_line(timeout, what, |line| {
+            seen.push(line.to_string());
+            line.strip_prefix(prefix).is_some_and(&ok).then_some(())
+        });
+    }
+
+    fn wait_exact(&mut self, timeout: Duration, line: &str) {
+        self.wait(timeout, line, |l| (l == line).then_some(()));
+    }
+
+    fn write_line(&mut self, line: &str) {
+        self.service.write_line(line);
+    }
+}
+
+/// Everything of one test in its namespace: `netplay serve`, the page driver and chats.
+struct Setup {
+    // Fields drop in this order: the browser, the server, then the namespace.
+    browser: Lines,
+    _server: Service,
+    port: u16,
+    ns: Netns,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let ns = Netns::up("demo");
+        let mut cmd = Command::new(netplay_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--seed", "11"]);
+        let mut server = Service::spawn("netplay serve", &mut ns.wrap(cmd), false);
+        let port = server.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
+            let rest = line.strip_prefix("listening on ws://127.0.0.1:")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        });
+        let mut cmd = Command::new("node");
+        cmd.arg(node_dir().join("demo_page.js"))
+            .args(["--base", &format!("http://127.0.0.1:{port}")]);
+        let mut browser = Lines::new(Service::spawn("demo_page.js", &mut ns.wrap(cmd), false));
+        browser.wait_exact(WAIT, "ready");
+        Setup {
+            browser,
+            _server: server,
+            port,
+            ns,
+        }
+    }
+
+    /// Opens tab `k` at `path`; its lobby name, id and address once the page knows them.
+    fn open(&mut self, k: u32, path: &str) -> (String, i32, String) {
+        self.browser.write_line(&format!("open {k} {path}"));
+        let prefix = format!("tab {k} lobby ");
+        let (lobby, id) = self.browser.wait(WAIT, "the tab's lobby", |l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (lobby, id) = rest.split_once(" id ")?;
+            Some((lobby.to_string(), id.parse::<i32>().ok()?))
+        });
+        let prefix = format!("tab {k} address ");
+        let address = self.browser.wait(WAIT, "the tab's address", |l| {
+            l.strip_prefix(&prefix).map(str::to_string)
+        });
+        (lobby, id, address)
+    }
+
+    /// Waits until tab `k` lists exactly `ids` (in any order) in `#peers`.
+    fn peers(&mut self, k: u32, ids: &[i32], timeout: Duration) {
+        let mut want: Vec<i32> = ids.to_vec();
+        want.sort_unstable();
+        let what = format!("tab {k} listing {want:?}");
+        self.browser
+            .latest(timeout, &what, &format!("tab {k} peers "), |rest| {
+                let mut got: Vec<i32> = rest
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                got.sort_unstable();
+                got == want
+            });
+    }
+
+    /// A `netplay chat` in the namespace, joining `lobby`; its id once joined.
+    fn chat(&self, lobby: &str) -> (Lines, i32) {
+        let mut cmd = Command::new(netplay_bin());
+        cmd.args([
+            "chat",
+            "--log-level",
+            "warn",
+            "--url",
+            &format!("ws://127.0.0.1:{}", self.port),
+            "--lobby",
+            lobby,
+        ]);
+        let mut chat = Lines::new(Service::spawn(
+            "netplay chat",
+            &mut self.ns.wrap(cmd),
+            false,
+        ));
+        let id = chat.wait(WAIT, "`joined as ID`", |l| {
+            l.strip_prefix("joined as ")?.parse::<i32>().ok()
+        });
+        let expected = format!("lobby {lobby}");
+        chat.wait_exact(WAIT, &expected);
+        (chat, id)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        // The driver closes Chromium and removes its profile when its input ends.
+        self.browser.service.close_stdin();
+        let _ = self
+            .browser
+            .service
+            .guard
+            .wait_timeout(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn demo_page_is_served_with_godot_channel_layout() {
+    // The page that the browser tests drive is the one `netplay serve` embeds.
+    let page = std::fs::read_to_string(workspace_root().join("web/index.html")).unwrap();
+    assert_eq!(page, netplay_server::DEMO_PAGE);
+    for needle in [
+        r#"["reliable", { negotiated: true, id: 1, ordered: true }]"#,
+        r#"["ordered", { negotiated: true, id: 2, ordered: true, maxPacketLifeTime: 1 }]"#,
+        r#"["unreliable", { negotiated: true, id: 3, ordered: false, maxPacketLifeTime: 1 }]"#,
+        r#"id="peers""#,
+        r#"id="chat-input""#,
+        r#"id="chat-log""#,
+        "history.replaceState",
+    ] {
+        assert!(page.contains(needle), "the demo page lacks {needle}");
+    }
+}
+
+#[test]
+fn two_tabs_and_a_terminal_chat_share_a_mesh_lobby_through_the_invite_address() {
+    let mut s = Setup::start();
+    let (lobby, id1, address) = s.open(1, "/");
+    assert_eq!(id1, 1, "the tab that opens `/` creates the lobby");
+    let invite = format!("/?lobby={lobby}");
+    assert!(
+        address.ends_with(&invite),
+        "the address becomes the invitation: {address}"
+    );
+
+    let (joined, id2, _) = s.open(2, &invite);
+    assert_eq!(joined, lobby);
+    assert!(id2 >= 2);
+    s.peers(1, &[id2], WAIT);
+    s.peers(2, &[id1], WAIT);
+
+    let (mut chat, id3) = s.chat(&lobby);
+    chat.wait_exact(WAIT, "+ 1");
+    chat.wait_exact(WAIT, &format!("+ {id2}"));
+    s.peers(1, &[id2, id3], WAIT);
+    s.peers(2, &[id1, id3], WAIT);
+
+    // Tab to tab and terminal, terminal to both tabs.
+    s.browser.write_line("say 1 hello from the first tab");
+    let line = format!("{id1}: hello from the first tab");
+    s.browser.wait_exact(WAIT, &format!("tab 2 log {line}"));
+    chat.wait_exact(WAIT, &line);
+    s.browser.write_line("say 2 ünïcode from tab two");
+    let line = format!("{id2}: ünïcode from tab two");
+    s.browser.wait_exact(WAIT, &format!("tab 1 log {line}"));
+    chat.wait_exact(WAIT, &line);
+    chat.write_line("hello from the terminal");
+    let line = format!("{id3}: hello from the terminal");
+    s.browser.wait_exact(WAIT, &format!("tab 1 log {line}"));
+    s.browser.wait_exact(WAIT, &format!("tab 2 log {line}"));
+
+    // A closed tab leaves the other tab's list and the terminal's peers.
+    s.browser.write_line("close 2");
+    s.browser.wait_exact(WAIT, "tab 2 closed");
+    s.peers(1, &[id3], LEAVE_BOUND);
+    chat.wait_exact(LEAVE_BOUND, &format!("- {id2}"));
+}
+
+#[test]
+fn a_tab_hosting_a_server_lobby_relays_between_a_tab_and_a_terminal_chat() {
+    let mut s = Setup::start();
+    let (lobby, host, address) = s.open(1, "/?server");
+    assert_eq!(host, 1);
+    assert!(address.ends_with(&format!("/?lobby={lobby}")), "{address}");
+
+    let (mut chat, id_chat) = s.chat(&lobby);
+    chat.wait_exact(WAIT, "+ 1");
+    let (_, id_tab, _) = s.open(2, &format!("/?lobby={lobby}"));
+    // The clients know of each other only through the host's ADD_PEER announcements.
+    s.peers(1, &[id_chat, id_tab], WAIT);
+    s.peers(2, &[1, id_chat], WAIT);
+    chat.wait_exact(WAIT, &format!("+ {id_tab}"));
+
+    // Client tab to everyone: RELAY to the host, which reads it and passes it on.
+    s.browser.write_line("say 2 through the host");
+    let line = format!("{id_tab}: through the host");
+    s.browser.wait_exact(WAIT, &format!("tab 1 log {line}"));
+    chat.wait_exact(WAIT, &line);
+    // Terminal client to everyone, the same way.
+    chat.write_line("from the terminal");
+    let line = format!("{id_chat}: from the terminal");
+    s.browser.wait_exact(WAIT, &format!("tab 1 log {line}"));
+    s.browser.wait_exact(WAIT, &format!("tab 2 log {line}"));
+    // The host to everyone directly.
+    s.browser.write_line("say 1 from the host");
+    let line = "1: from the host".to_string();
+    s.browser.wait_exact(WAIT, &format!("tab 2 log {line}"));
+    chat.wait_exact(WAIT, &line);
+
+    // The client tab leaves: the host announces DEL_PEER to the terminal.
+    s.browser.write_line("close 2");
+    s.peers(1, &[id_chat], LEAVE_BOUND);
+    chat.wait_exact(LEAVE_BOUND, &format!("- {id_tab}"));
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+// Drives the demo page of `netplay serve` in headless Chromium (playwright-core), as a user
+// with several tabs would, for the tests of the page.
+//
+//   node demo_page.js --base http://127.0.0.1:PORT
+//
+// Commands, one per line on stdin:
+//   open K PATH     open tab K at BASE + PATH (e.g. `/` or `/?lobby=NAME`)
+//   say K TEXT      type TEXT into tab K's #chat-input and press Enter
+//   close K         close tab K
+//   quit            close the browser and exit 0
+// Reports, one per line on stdout:
+//   ready                       the browser is up
+//   tab K lobby NAME id ID      tab K's #status names its lobby and id
+//   tab K address URL           tab K's address, once its lobby is known
+//   tab K peers ID,ID,...       tab K's #peers list changed (empty after "peers ")
+//   tab K log LINE              a new line in tab K's #chat-log
+//   tab K closed                tab K was closed
+//   error TEXT                  a command failed (the driver goes on)
+// Page errors and console messages go to stderr. Chromium is /usr/bin/chromium unless
+// NETPLAY_CHROMIUM names another executable. The tabs are watched every 50 ms.
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+
+const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = require('./chromium_flags');
+const WATCH_MS = 50;
+
+const out = (line) => process.stdout.write(line + '\n');
+const err = (line) => process.stderr.write(`demo_page.js: ${line}\n`);
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+// What the driver has seen of one tab, so that only changes are reported.
+class Tab {
+  constructor(k, page) {
+    this.k = k;
+    this.page = page;
+    this.status = null;
+    this.peers = null;
+    this.lines = 0;
+  }
+
+  async watch() {
+    const seen = await this.page.evaluate(() => {
+      const status = document.getElementById('status');
+      return {
+        lobby: status && status.dataset.lobby,
+        id: status && status.dataset.id,
+        address: location.href,
+        peers: [...document.querySelectorAll('#peers li')].map((li) => li.textContent),
+        lines: [...document.querySelectorAll('#chat-log > div')].map((d) => d.textContent),
+      };
+    });
+    if (seen.lobby && seen.id && this.status === null) {
+      this.status = seen;
+      out(`tab ${this.k} lobby ${seen.lobby} id ${seen.id}`);
+      out(`tab ${this.k} address ${seen.address}`);
+    }
+    const peers = seen.peers.join(',');
+    if (peers !== this.peers) {
+      this.peers = peers;
+      out(`tab ${this.k} peers ${peers}`);
+    }
+    for (; this.lines < seen.lines.length; this.lines++) out(`tab ${this.k} log ${seen.lines[this.lines]}`);
+  }
+}
+
+async function main() {
+  const base = arg('--base');
+  if (!base) {
+    err('usage: node demo_page.js --base http://127.0.0.1:PORT');
+    process.exit(2);
+  }
+  const { chromium } = require('playwright-core');
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set NETPLAY_CHROMIUM)`);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'netplay-demo-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  });
+  const tabs = new Map();
+  let done = false;
+  const finish = async (code) => {
+    if (done) return;
+    done = true;
+    try {
+      await Promise.race([context.close(), new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      fs.rmSync(profile, { recursive: true, force: true });
+      process.exit(code);
+    }
+  };
+
+  const commands = {
+    async open(k, rest) {
+      const page = tabs.size === 0 && context.pages().length > 0 && !context.pages()[0].url().startsWith('http')
+        ? context.pages()[0]
+        : await context.newPage();
+      page.on('console', (m) => err(`[tab ${k} ${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => err(`[tab ${k} error] ${e.message}`));
+      await page.goto(base + rest);
+      tabs.set(k, new Tab(k, page));
+    },
+    async say(k, rest) {
+      const tab = tabs.get(k);
+      if (!tab) throw new Error(`no tab ${k}`);
+      await tab.page.fill('#chat-input', rest);
+      await tab.page.press('#chat-input', 'Enter');
+    },
+    async close(k) {
+      const tab = tabs.get(k);
+      if (!tab) throw new Error(`no tab ${k}`);
+      tabs.delete(k);
+      await tab.page.close();
+      out(`tab ${k} closed`);
+    },
+    async quit() {
+      await finish(0);
+    },
+  };
+
+  // Commands run one at a time, in order.
+  let queue = Promise.resolve();
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    const [verb, k, ...words] = line.trim().split(' ');
+    if (!verb) return;
+    queue = queue.then(async () => {
+      const command = commands[verb];
+      if (!command) throw new Error(`unknown command ${verb}`);
+      await command(k, words.join(' '));
+    }).catch((e) => out(`error ${verb} ${k}: ${e.message}`));
+  }).on('close', () => { queue.then(() => finish(0)); });
+
+  // One watcher, so that no change is reported twice.
+  (async () => {
+    while (!done) {
+      for (const tab of [...tabs.values()]) {
+        try {
+          await tab.watch();
+        } catch (e) {
+          if (tabs.has(tab.k)) err(`watching tab ${tab.k}: ${e.message}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, WATCH_MS));
+    }
+  })();
+  process.on('SIGTERM', () => finish(1));
+  out('ready');
+}
+
+main().catch((e) => {
+  err(e.stack || String(e));
+  process.exit(1);
+});
