@@ -4,6 +4,7 @@
 mod chat;
 mod echo;
 mod ice;
+mod relay;
 mod rtc_echo;
 mod serve;
 
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// The WebRTC signaling server (Godot's webrtc_signaling protocol) with a demo page.
     Serve(serve::ServeArgs),
+    /// A relay for Godot's WebSocketMultiplayerPeer clients: peer 1 with the SceneMultiplayer
+    /// relay, one session per URL path (`ws://HOST:9081/NAME`).
+    Relay(relay::RelayArgs),
     /// A WebSocket echo server: every text or binary message comes back as it was sent.
     Echo(echo::EchoArgs),
     /// A WebRTC echo peer: descriptions and candidates as JSON lines on stdin/stdout
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
     init_logs(cli.log_level, &cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Relay(args) => relay::run(args),
         Command::Echo(args) => echo::run(args),
         Command::Chat(args) => chat::run(args),
         Command::RtcEcho(args) => return std::process::ExitCode::from(rtc_echo::run(args)),

@@ -125,7 +125,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), BoxError> {
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

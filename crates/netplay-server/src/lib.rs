@@ -6,16 +6,21 @@
 //! * [`serve`]: the signaling server of Godot's `webrtc_signaling` demo protocol: a
 //!   [`netplay::signal::Hub`] behind the tokio driver, with `/healthz`, `/metrics`, the demo page
 //!   and static files.
+//! * [`relay`](mod@relay): a headless `WebSocketMultiplayerPeer` server with Godot's `SceneMultiplayer`
+//!   relay, one session per URL path, for games whose clients talk through a server.
 //! * [`cluster`] and [`redis`]: several signaling servers sharing their lobbies through Redis.
 //!
 //! The protocol rules live in the `netplay` crate's sans-IO cores; this crate owns the runtime
 //! (tokio), sockets and timers around them. A game, native or in the browser, depends on
-//! `netplay` alone; the `netplay` command uses this crate for `serve` and `echo`.
+//! `netplay` alone; the `netplay` command uses this crate for `serve`, `relay` and `echo`.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+mod limits;
 pub mod redis;
+pub mod relay;
 mod server;
 pub mod ws;
 
+pub use relay::{relay, RelayOptions};
 pub use server::{serve, ServerOptions, DEMO_PAGE};

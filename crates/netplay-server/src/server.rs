@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use netplay::signal::{ConnId, Hub, HubConfig, HubStats, Transmit};
 use netplay::ws::{Event, MessageKind};
 
 use crate::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
+use crate::limits::{token_ok, IpCounts, IpSlot};
 use crate::ws::{accept, Accepted, HttpConnection, ServerConfig};
 
 /// The demo page served at `/` when no static folder replaces it.
@@ -109,8 +109,7 @@ pub async fn serve(
         ws_config,
         static_dir: options.static_dir.clone(),
         counters: Counters::default(),
-        per_ip: std::sync::Mutex::new(HashMap::new()),
-        max_per_ip: options.max_connections_per_ip,
+        per_ip: Arc::new(IpCounts::new(options.max_connections_per_ip)),
         auth_token: options.auth_token.clone(),
     });
     let next_id = AtomicU64::new(1);
@@ -126,7 +125,7 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let Some(slot) = IpSlot::take(&shared, peer.ip()) else {
+                let Some(slot) = IpSlot::take(&shared.per_ip, peer.ip()) else {
                     shared.counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "over the per-IP connection cap, refused");
                     drop(tcp);
@@ -159,60 +158,8 @@ struct Shared {
     ws_config: ServerConfig,
     static_dir: Option<PathBuf>,
     counters: Counters,
-    per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
-    max_per_ip: usize,
+    per_ip: Arc<IpCounts>,
     auth_token: Option<String>,
-}
-
-/// One connection's place in the per-IP count; given back on drop.
-struct IpSlot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl IpSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
-        let mut map = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(ip).or_insert(0);
-        if shared.max_per_ip > 0 && *n >= shared.max_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            shared: shared.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut map = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// Whether the request's query carries `token=<expected>`, compared in constant time.
-fn token_ok(path: &str, expected: &str) -> bool {
-    let Some(query) = path.split_once('?').map(|(_, q)| q) else {
-        return false;
-    };
-    query.split('&').any(|pair| {
-        let Some(given) = pair.strip_prefix("token=") else {
-            return false;
-        };
-        given.len() == expected.len()
-            && given
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
 }
 
 /// The hub task: owns the [`Hub`] and, in a cluster, the [`Cluster`] routing.
