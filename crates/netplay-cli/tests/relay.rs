@@ -7,7 +7,8 @@
 //! `07 02 id`) and passes a client's `SYS RELAY` (`07 03 target packet`) on as
 //! `07 03 source packet` (`modules/multiplayer/scene_multiplayer.cpp` @ 1e0b41ab,
 //! `_admit_peer`, `_del_peer`, `_process_sys`). The SceneMultiplayer clients here are netplay's;
-//! the raw-byte tests stand in for Godot's clients byte for byte.
+//! the raw-byte tests stand in for Godot's clients byte for byte, once on netplay's WebSocket
+//! and once on Python's `websockets` (`tests/interop/relay_clients.py`).
 
 mod common;
 
@@ -393,4 +394,16 @@ fn health_metrics_and_tokens() {
     assert_eq!(relay.metric("netplay_unauthorized_total"), 1);
     assert_eq!(relay.metric("netplay_relay_connections_total"), 1);
     assert!(http_get(relay.port, "/nothing").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn python_websockets_clients_speaking_godots_bytes_meet_through_the_relay() {
+    let relay = relay(&[]);
+    let mut cmd = Command::new(common::venv_python());
+    cmd.arg(common::interop_dir().join("relay_clients.py"))
+        .arg(relay.url("/py"));
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.success(), "{}", out.report());
+    let passed = common::passed_checks(&out);
+    assert_eq!(passed.len(), 7, "{}", out.report());
 }
