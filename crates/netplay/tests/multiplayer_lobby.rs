@@ -247,3 +247,81 @@ fn a_sealed_lobby_keeps_its_peers_and_refuses_newcomers_and_an_unknown_lobby_is_
         }
     }
 }
+
+/// A peer whose network vanishes while its signaling stays (here: it is no longer polled, so
+/// it answers no datagram and sends no PEER_DISCONNECT) leaves every other peer when their
+/// ICE gives up: within `ice_failed_timeout` of silence, plus one consent check.
+#[test]
+fn a_peer_lost_to_ice_failure_leaves_every_other_peer_within_the_failed_timeout() {
+    let mut config = PeerConfig::loopback();
+    config.ice_disconnected_timeout = Duration::from_millis(600);
+    config.ice_failed_timeout = Duration::from_millis(1500);
+    let bound = config.ice_failed_timeout + Duration::from_secs(1);
+    let signaling = LocalSignaling::new();
+    let mut host = Lobby::local(&signaling, "", LobbyMode::Mesh, config.clone());
+    let name = lobby_name(&mut host);
+    let mut peers = vec![host];
+    for _ in 0..2 {
+        peers.push(Lobby::local(
+            &signaling,
+            &name,
+            LobbyMode::Mesh,
+            config.clone(),
+        ));
+    }
+    let mut connected = [0usize; 3];
+    poll_until(&mut peers, "a mesh of three", |peers| {
+        for (i, p) in peers.iter_mut().enumerate() {
+            for e in drain_events(p) {
+                if let PeerEvent::PeerConnected(_) = e {
+                    connected[i] += 1;
+                }
+            }
+        }
+        connected.iter().all(|&c| c == 2)
+    });
+    // The third peer goes silent; it stays in the lobby as far as signaling knows.
+    let silent = peers.pop().unwrap();
+    let lost = silent.unique_id();
+    let t0 = Instant::now();
+    let mut left = [None::<Duration>; 2];
+    while left.iter().any(Option::is_none) {
+        assert!(
+            t0.elapsed() < bound + Duration::from_secs(5),
+            "no PeerDisconnected({lost}) after {:?}: {left:?}",
+            t0.elapsed()
+        );
+        for (i, p) in peers.iter_mut().enumerate() {
+            p.poll();
+            for e in drain_events(p) {
+                if e == PeerEvent::PeerDisconnected(lost) {
+                    left[i] = Some(t0.elapsed());
+                }
+                assert!(
+                    !matches!(e, PeerEvent::PeerDisconnected(id) if id != lost),
+                    "{e:?}"
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    eprintln!("the lost peer left after {left:?}");
+    for t in left.iter().flatten() {
+        assert!(*t <= bound, "left after {t:?}, over the bound {bound:?}");
+        // Not before the connection could have failed: ICE, not something else, removed it.
+        assert!(*t >= config.ice_disconnected_timeout, "{t:?}");
+    }
+    // The two that remain still talk to each other.
+    let other = peers[1].unique_id();
+    peers[0].set_target_peer(other);
+    peers[0].put_packet(b"still here").unwrap();
+    let mut got = None;
+    poll_until(&mut peers, "a packet after the loss", |peers| {
+        if let Some(p) = peers[1].get_packet() {
+            got = Some(p);
+        }
+        got.is_some()
+    });
+    assert_eq!(got.unwrap().data, b"still here");
+    drop(silent);
+}
