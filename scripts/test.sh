@@ -30,6 +30,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
+# Nothing here reads the terminal: a tool that probes its stdin (cargo asking rustc for target
+# information does) must not see whatever the caller left there.
+exec </dev/null
 
 export NETPLAY_VENV="${NETPLAY_VENV:-$ROOT/.venv}"
 export NETPLAY_NODE_DIR="${NETPLAY_NODE_DIR:-$ROOT/tests/interop/node}"
