@@ -15,6 +15,10 @@
 #      with no default features and with each feature alone, checks the whole
 #      workspace with the declared minimum Rust (rust-version in Cargo.toml),
 #      installing the wasm32 target and that toolchain with rustup if missing;
+#      then builds the browser side of the tests (scripts/build-web.sh: the
+#      crate netplay-web-test for wasm32 and its JavaScript glue, with the
+#      wasm-bindgen command line of Cargo.lock's version, installed once into
+#      a cache outside the checkout);
 #   5. builds the release `netplay` binary and checks that it stays under 30 MB;
 #   6. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
@@ -74,8 +78,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p netplay -p netplay-se
 
 step "portability: cargo build -p netplay --target wasm32-unknown-unknown"
 cargo build --locked -p netplay --target wasm32-unknown-unknown || failed+=("wasm32 build of netplay")
-cargo clippy --locked -p netplay --target wasm32-unknown-unknown -- -D warnings ||
+cargo clippy --locked -p netplay -p netplay-web-test --target wasm32-unknown-unknown -- -D warnings ||
     failed+=("clippy of the wasm32 build")
+
+step "web: the browser side of the tests (scripts/build-web.sh)"
+bash scripts/build-web.sh || failed+=("build of the browser side of the tests")
 
 step "portability: feature subsets"
 for features in "" tls deflate webrtc fuzzing ggrs; do

@@ -15,77 +15,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{netplay_bin, node_dir, workspace_root, Netns, Service, STARTUP_TIMEOUT};
+use common::{netplay_bin, node_dir, workspace_root, Lines, Netns, Service, STARTUP_TIMEOUT};
 
 /// How long a lobby may take to form or a line to arrive (browser start included).
 const WAIT: Duration = Duration::from_secs(30);
 /// How long a closed tab may take to leave every other member's list.
 const LEAVE_BOUND: Duration = Duration::from_secs(3);
-
-/// A process whose stdout lines are kept, so that a wait finds lines that came while an
-/// earlier wait was looking for something else.
-struct Lines {
-    service: Service,
-    /// Lines read and not yet consumed by a wait.
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn new(service: Service) -> Lines {
-        Lines {
-            service,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Consumes the first line for which `pick` is `Some`, waiting for it if it has not come
-    /// yet; the lines around it stay for later waits.
-    fn wait<T>(
-        &mut self,
-        timeout: Duration,
-        what: &str,
-        mut pick: impl FnMut(&str) -> Option<T>,
-    ) -> T {
-        if let Some((i, v)) = self
-            .seen
-            .iter()
-            .enumerate()
-            .find_map(|(i, l)| Some((i, pick(l)?)))
-        {
-            self.seen.remove(i);
-            return v;
-        }
-        let seen = &mut self.seen;
-        self.service.wait_for_line(timeout, what, |line| {
-            let v = pick(line);
-            if v.is_none() {
-                seen.push(line.to_string());
-            }
-            v
-        })
-    }
-
-    /// Waits until the latest line starting with `prefix` satisfies `ok`.
-    fn latest(&mut self, timeout: Duration, what: &str, prefix: &str, ok: impl Fn(&str) -> bool) {
-        let last = self.seen.iter().rev().find_map(|l| l.strip_prefix(prefix));
-        if last.is_some_and(&ok) {
-            return;
-        }
-        let seen = &mut self.seen;
-        self.service.wait_for_line(timeout, what, |line| {
-            seen.push(line.to_string());
-            line.strip_prefix(prefix).is_some_and(&ok).then_some(())
-        });
-    }
-
-    fn wait_exact(&mut self, timeout: Duration, line: &str) {
-        self.wait(timeout, line, |l| (l == line).then_some(()));
-    }
-
-    fn write_line(&mut self, line: &str) {
-        self.service.write_line(line);
-    }
-}
 
 /// Everything of one test in its namespace: `netplay serve`, the page driver and chats.
 struct Setup {

@@ -1,7 +1,8 @@
 //! netplay: Godot 4's web networking stack in Rust.
 //!
 //! * [`ws`]: WebSocket (RFC 6455 with RFC 7692 compression): a sans-IO protocol core and
-//!   Godot's polled [`ws::WebSocketPeer`] (client and server) over std sockets.
+//!   Godot's polled [`ws::WebSocketPeer`]: client and server over std sockets, client over the
+//!   browser's `WebSocket` on the web.
 //! * [`stun`]: a sans-IO STUN (RFC 8489) and TURN (RFC 8656) message codec, the building block
 //!   of ICE candidate gathering.
 //! * [`rtc`] (feature `webrtc`): Godot's `WebRTCPeerConnection` and `WebRTCDataChannel`,
@@ -21,9 +22,11 @@
 //! # Platforms
 //!
 //! The protocol cores (WebSocket, STUN/TURN, SCTP, SDP, the signaling hub) are sans-IO and
-//! build for every target, `wasm32-unknown-unknown` included. The drivers that own sockets
-//! (`WebSocketPeer`, `TcpServer`, `PeerConnection`, `signal::Client`) are native; on the
-//! web, the browser's own WebSocket and RTCPeerConnection take their place.
+//! build for every target, `wasm32-unknown-unknown` included. The game-facing types are declared
+//! once and backed by a platform: [`ws::WebSocketPeer`] and [`signal::Client`] run natively (std
+//! sockets) and in the browser (its own `WebSocket`; a browser cannot listen, send handshake
+//! headers or pings, or pick TLS roots, and the methods for those say "native only").
+//! `TcpServer`, `PeerConnection` and the multiplayer peers built on them are native for now.
 //!
 //! # Conventions
 //!

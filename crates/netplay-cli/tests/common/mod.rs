@@ -85,6 +85,27 @@ pub(crate) fn node_dir() -> PathBuf {
     dir
 }
 
+/// The browser side of the web tests, built by `scripts/build-web.sh` (the test command runs
+/// it): `NETPLAY_WEB_TEST_DIR`, default `<workspace>/target/web-test`.
+pub(crate) fn web_test_dir() -> PathBuf {
+    let dir = match std::env::var_os("NETPLAY_WEB_TEST_DIR") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => workspace_root().join("target/web-test"),
+    };
+    for needed in [
+        "index.html",
+        "netplay_web_test.js",
+        "netplay_web_test_bg.wasm",
+    ] {
+        assert!(
+            dir.join(needed).is_file(),
+            "missing {}: run `bash scripts/build-web.sh` (scripts/test.sh does)",
+            dir.join(needed).display()
+        );
+    }
+    dir
+}
+
 /// The `netplay` binary under test.
 pub(crate) fn netplay_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_netplay"))
@@ -415,6 +436,77 @@ impl Drop for Service {
         // Let the pipe readers catch up with the last output.
         thread::sleep(Duration::from_millis(50));
         eprintln!("----- output of {} -----\n{}", self.name, self.log());
+    }
+}
+
+/// A process whose stdout lines are kept, so that a wait finds lines that came while an
+/// earlier wait was looking for something else.
+pub(crate) struct Lines {
+    pub service: Service,
+    /// Lines read and not yet consumed by a wait.
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub(crate) fn new(service: Service) -> Lines {
+        Lines {
+            service,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Consumes the first line for which `pick` is `Some`, waiting for it if it has not come
+    /// yet; the lines around it stay for later waits.
+    pub(crate) fn wait<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        if let Some((i, v)) = self
+            .seen
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, pick(l)?)))
+        {
+            self.seen.remove(i);
+            return v;
+        }
+        let seen = &mut self.seen;
+        self.service.wait_for_line(timeout, what, |line| {
+            let v = pick(line);
+            if v.is_none() {
+                seen.push(line.to_string());
+            }
+            v
+        })
+    }
+
+    /// Waits until the latest line starting with `prefix` satisfies `ok`.
+    pub(crate) fn latest(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        prefix: &str,
+        ok: impl Fn(&str) -> bool,
+    ) {
+        let last = self.seen.iter().rev().find_map(|l| l.strip_prefix(prefix));
+        if last.is_some_and(&ok) {
+            return;
+        }
+        let seen = &mut self.seen;
+        self.service.wait_for_line(timeout, what, |line| {
+            seen.push(line.to_string());
+            line.strip_prefix(prefix).is_some_and(&ok).then_some(())
+        });
+    }
+
+    pub(crate) fn wait_exact(&mut self, timeout: Duration, line: &str) {
+        self.wait(timeout, line, |l| (l == line).then_some(()));
+    }
+
+    pub(crate) fn write_line(&mut self, line: &str) {
+        self.service.write_line(line);
     }
 }
 

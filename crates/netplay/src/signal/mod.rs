@@ -58,12 +58,10 @@ mod error;
 pub mod hub;
 mod message;
 mod rate;
-#[cfg(not(target_arch = "wasm32"))]
 mod ws_client;
 
 pub use client::{ClientEvent, LocalClient, LocalSignaling, Session, Signaling};
 pub use error::{CloseReason, Error};
 pub use hub::{ConnId, Hub, HubConfig, HubStats, LobbyInfo, Transmit, GENERATED_NAME_LEN};
 pub use message::{CandidatePayload, Message, MessageType};
-#[cfg(not(target_arch = "wasm32"))]
 pub use ws_client::Client;

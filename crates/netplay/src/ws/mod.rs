@@ -2,9 +2,10 @@
 //!
 //! * [`protocol`], [`frame`], [`handshake`], [`utf8`] and `deflate` are the sans-IO core: bytes
 //!   in, bytes and events out, no sockets, no clocks, no threads.
-//! * `WebSocketPeer` is Godot's polled `WebSocketPeer` (client and server side). It is declared
-//!   once in `peer` (API and docs); platforms implement it (`native` today: non-blocking std
-//!   sockets, TLS through rustls). Native only until a browser platform exists.
+//! * [`WebSocketPeer`] is Godot's polled `WebSocketPeer`. It is declared once in `peer` (API and
+//!   docs); platforms implement it: `native` (client and server, non-blocking std sockets, TLS
+//!   through rustls) and, on `wasm32-unknown-unknown`, `web` (a client over the browser's own
+//!   `WebSocket`).
 //!
 //! The `netplay-server` crate drives the same core on tokio for servers with many connections.
 
@@ -23,7 +24,6 @@ pub use protocol::{Config, Connection, Event, MessageKind, Role};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
-#[cfg(not(target_arch = "wasm32"))]
 mod peer;
 #[cfg(not(target_arch = "wasm32"))]
 mod tcp_server;
@@ -32,11 +32,12 @@ pub mod tls;
 #[cfg(not(target_arch = "wasm32"))]
 mod transport;
 pub mod url;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use crate::api::{ReadyState, WriteMode};
 #[cfg(feature = "deflate")]
 pub use deflate::DeflateConfig;
-#[cfg(not(target_arch = "wasm32"))]
 pub use peer::{PeerOptions, WebSocketPeer};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tcp_server::TcpServer;

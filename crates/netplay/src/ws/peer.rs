@@ -3,8 +3,9 @@
 //! The public API is declared here once: [`PeerOptions`], the [`WebSocketPeer`] struct, every
 //! method's signature and documentation. The struct holds the value of the platform it is built
 //! for and each method forwards to the method of the same name on it, so a platform that lacks
-//! one fails to compile here. Native builds use [`super::native`] (non-blocking std sockets,
-//! rustls). Framing rules live in [`super::protocol`].
+//! one fails to compile here. Native builds use `native` (non-blocking std sockets, rustls);
+//! `wasm32` builds use `web` (the browser's `WebSocket`). Framing rules live in
+//! [`super::protocol`].
 
 use crate::time::{Duration, Instant};
 use std::net::{SocketAddr, TcpStream};
@@ -16,12 +17,14 @@ use super::Error;
 
 #[cfg(feature = "deflate")]
 use super::deflate::DeflateConfig;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 use super::tls::TlsOptions;
 
 /// The platform value a [`WebSocketPeer`] forwards to.
 #[cfg(not(target_arch = "wasm32"))]
 type Platform = super::native::Peer;
+#[cfg(target_arch = "wasm32")]
+type Platform = super::web::Peer;
 
 /// Options that are fixed once a connection starts (Godot's properties, plus netplay's own).
 #[derive(Clone, Debug)]
@@ -183,8 +186,8 @@ impl WebSocketPeer {
     pub fn connect_to_url(
         &mut self,
         url: &str,
-        #[cfg(feature = "tls")] tls: Option<TlsOptions>,
-        #[cfg(not(feature = "tls"))] tls: Option<()>,
+        #[cfg(all(feature = "tls", not(target_arch = "wasm32")))] tls: Option<TlsOptions>,
+        #[cfg(not(all(feature = "tls", not(target_arch = "wasm32"))))] tls: Option<()>,
     ) -> Result<(), Error> {
         self.inner.connect_to_url(url, tls)
     }
@@ -196,8 +199,8 @@ impl WebSocketPeer {
     pub fn accept_stream(
         &mut self,
         stream: TcpStream,
-        #[cfg(feature = "tls")] tls: Option<&TlsOptions>,
-        #[cfg(not(feature = "tls"))] tls: Option<()>,
+        #[cfg(all(feature = "tls", not(target_arch = "wasm32")))] tls: Option<&TlsOptions>,
+        #[cfg(not(all(feature = "tls", not(target_arch = "wasm32"))))] tls: Option<()>,
     ) -> Result<(), Error> {
         self.inner.accept_stream(stream, tls)
     }

@@ -1,0 +1,205 @@
+//! netplay's `WebSocketPeer` in the browser (wasm32, over the browser's `WebSocket`) against the
+//! native `netplay echo`: sub-protocols, text, binary and 16 MiB messages, close codes in both
+//! directions with the browser's rules as typed errors, the inbound limits, a failed
+//! handshake, and a peer dropped while open. The page is `crates/netplay-web-test`, driven in
+//! headless Chromium by `tests/interop/node/wasm_page.js`; all traffic stays on 127.0.0.1.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{netplay_bin, node_dir, web_test_dir, EchoServer, Lines, Service, STARTUP_TIMEOUT};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A page server (`netplay serve --static`) and the browser driver.
+struct Browser {
+    lines: Lines,
+    _pages: Service,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let dir = web_test_dir();
+        let mut cmd = Command::new(netplay_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
+            .arg(&dir);
+        let mut pages = Service::spawn("netplay serve (pages)", &mut cmd, false);
+        let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
+            line.strip_prefix("listening on ws://127.0.0.1:")?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        });
+        let mut cmd = Command::new("node");
+        cmd.arg(node_dir().join("wasm_page.js"))
+            .args(["--base", &format!("http://127.0.0.1:{port}")]);
+        let mut lines = Lines::new(Service::spawn("wasm_page.js", &mut cmd, false));
+        lines.wait_exact(WAIT, "ready");
+        lines.write_line("open 1");
+        lines.wait_exact(WAIT, "tab 1 ready");
+        Browser {
+            lines,
+            _pages: pages,
+        }
+    }
+
+    /// Runs a harness command in tab 1 and returns its answer (`ok` or `error ...`).
+    fn cmd(&mut self, line: &str) -> String {
+        self.lines.write_line(&format!("cmd 1 {line}"));
+        self.lines
+            .wait(WAIT, &format!("the answer to `{line}`"), |l| {
+                let rest = l.strip_prefix("tab 1 ")?;
+                (rest == "ok" || rest.starts_with("error ")).then(|| rest.to_string())
+            })
+    }
+
+    fn ok(&mut self, line: &str) {
+        assert_eq!(self.cmd(line), "ok", "{line}");
+    }
+
+    /// Waits for tab 1's report `report`.
+    fn expect(&mut self, report: &str) {
+        self.lines.wait_exact(WAIT, &format!("tab 1 {report}"));
+    }
+
+    /// The next `ws closed ...` report of tab 1.
+    fn closed(&mut self) -> String {
+        self.lines.wait(WAIT, "`ws closed`", |l| {
+            l.strip_prefix("tab 1 ws closed ").map(str::to_string)
+        })
+    }
+
+    /// No uncaught exception happened in the page.
+    fn assert_no_page_errors(&self) {
+        let log = self.lines.service.log();
+        assert!(!log.contains("pageerror"), "{log}");
+    }
+}
+
+#[test]
+fn wasm_websocket_exchanges_text_binary_and_16_mib_with_netplay_echo() {
+    let echo = EchoServer::start("tokio", &["--protocol", "chat.v2"]);
+    let mut b = Browser::start();
+    b.ok(&format!(
+        "ws connect {}/ protocols=other,chat.v2 inbound=20000000 outbound=20000000",
+        echo.url
+    ));
+    b.expect("ws open protocol=chat.v2");
+    b.ok("ws text héllo wörld");
+    b.expect("ws text héllo wörld");
+    b.ok("ws binary 00ff10807f");
+    b.expect("ws binary 00ff10807f");
+    b.ok("ws binary -");
+    b.expect("ws binary -");
+    b.ok("ws big 16777216");
+    b.expect("ws big ok 16777216");
+    // A normal close: the server answers with the same code.
+    b.ok("ws close 1000 bye");
+    let closed = b.closed();
+    assert!(closed.starts_with("code=1000 "), "{closed}");
+    assert_eq!(
+        b.cmd("ws text late"),
+        "error text: the connection is not open"
+    );
+    b.assert_no_page_errors();
+}
+
+#[test]
+fn close_codes_follow_the_browser_rules_in_both_directions() {
+    let echo = EchoServer::start("tokio", &["--max-message", "1000"]);
+    let mut b = Browser::start();
+    b.ok(&format!("ws connect {}/", echo.url));
+    b.expect("ws open protocol=");
+    // Codes a browser may not send, and a reason over 123 bytes: typed errors, the socket
+    // stays open.
+    for code in ["1001", "1011", "2999", "5000"] {
+        let answer = b.cmd(&format!("ws close {code} nope"));
+        assert!(
+            answer.starts_with("error close: invalid parameter"),
+            "{code}: {answer}"
+        );
+    }
+    let answer = b.cmd(&format!("ws close 1000 {}", "r".repeat(124)));
+    assert!(
+        answer.starts_with("error close: invalid parameter"),
+        "{answer}"
+    );
+    b.ok("ws text still open");
+    b.expect("ws text still open");
+    // An application code (4000-4999) goes out and the server's close frame answers with it.
+    b.ok("ws close 4321 game over");
+    let closed = b.closed();
+    assert!(closed.starts_with("code=4321 "), "{closed}");
+
+    // The server closes: over its --max-message it sends 1009.
+    b.ok(&format!("ws connect {}/", echo.url));
+    b.expect("ws open protocol=");
+    b.ok("ws big 5000");
+    let closed = b.closed();
+    assert!(closed.starts_with("code=1009 "), "{closed}");
+    b.assert_no_page_errors();
+}
+
+#[test]
+fn the_inbound_limits_close_the_connection_with_typed_errors() {
+    let echo = EchoServer::start("tokio", &[]);
+    let mut b = Browser::start();
+    // A message over inbound_buffer_size: closed, 1009 locally (4009 on the wire).
+    b.ok(&format!("ws connect {}/ inbound=100", echo.url));
+    b.expect("ws open protocol=");
+    b.ok(&format!("ws text {}", "x".repeat(100)));
+    b.expect(&format!("ws text {}", "x".repeat(100)));
+    b.ok(&format!("ws text {}", "y".repeat(101)));
+    let closed = b.closed();
+    assert!(
+        closed.starts_with("code=1009 reason=message too big error="),
+        "{closed}"
+    );
+
+    // More messages waiting than max_queued_packets: the harness reads only when polled, so
+    // a burst between two polls is over a queue of 2.
+    b.ok(&format!("ws connect {}/ queue=2", echo.url));
+    b.expect("ws open protocol=");
+    for i in 0..50 {
+        b.lines.write_line(&format!("cmd 1 ws text burst {i}"));
+    }
+    let closed = b.closed();
+    assert!(
+        closed.starts_with("code=1008 reason=inbound queue full"),
+        "{closed}"
+    );
+    b.assert_no_page_errors();
+}
+
+#[test]
+fn a_failed_handshake_and_a_dropped_peer_end_cleanly() {
+    // Nothing listens on this port (the listener is closed at once).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut b = Browser::start();
+    b.ok(&format!("ws connect ws://127.0.0.1:{port}/"));
+    let closed = b.closed();
+    assert!(closed.starts_with("code=-1 "), "{closed}");
+    assert!(closed.contains("error=handshake failed"), "{closed}");
+    // Bad URLs are refused before the browser sees them.
+    let answer = b.cmd("ws connect http://127.0.0.1:1/");
+    assert!(answer.starts_with("error connect: invalid URL"), "{answer}");
+
+    // Dropped while open: the handlers are detached and the socket closed; nothing throws.
+    let echo = EchoServer::start("tokio", &[]);
+    b.ok(&format!("ws connect {}/", echo.url));
+    b.expect("ws open protocol=");
+    b.ok("ws text before drop");
+    b.ok("ws drop");
+    b.ok(&format!("ws connect {}/", echo.url));
+    b.expect("ws open protocol=");
+    b.ok("ws text after drop");
+    b.expect("ws text after drop");
+    b.assert_no_page_errors();
+}

@@ -1,0 +1,24 @@
+//! The browser side of netplay's tests: a [`Harness`] that a page (`www/index.html`) drives
+//! with text commands and polls for text reports, so that a test in Node (playwright-core and
+//! headless Chromium, `tests/interop/node/wasm_page.js`) can run netplay's web platform
+//! against native peers. It owns nothing of the library: every command is a plain call of
+//! netplay's public API, as a game in the browser would make it.
+//!
+//! Commands (one line each):
+//!
+//! * `ws connect URL [protocols=A,B] [inbound=N] [outbound=N] [queue=N]`
+//! * `ws text TEXT`, `ws binary HEX` (`-`: empty), `ws big N` (N pattern bytes; the echo is compared)
+//! * `ws close CODE [REASON]`, `ws buffered`, `ws drop`
+//!
+//! Reports: `ws open protocol=P`, `ws text TEXT`, `ws binary HEX`, `ws big ok N` or
+//! `ws big bad ...`, `ws closed code=C reason=R error=E`, `ws buffered N`, `ok`, and
+//! `error COMMAND: WHY` when a call returns an error.
+//!
+//! Native builds compile to nothing, so the workspace builds and tests as before.
+#![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use web::Harness;

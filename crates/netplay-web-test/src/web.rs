@@ -1,0 +1,178 @@
+//! The harness itself (wasm32 only).
+
+use netplay::ws::{ReadyState, WebSocketPeer, WriteMode};
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// The pattern of a `ws big` message: byte i is `i * 31 % 251`.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// Bytes as hex; `-` for none (a line's trailing space does not survive the trip).
+fn hex(data: &[u8]) -> String {
+    if data.is_empty() {
+        return "-".to_string();
+    }
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s == "-" {
+        return Some(Vec::new());
+    }
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Messages at least this long are reported by size and checked against the pattern.
+const BIG: usize = 4096;
+
+/// netplay driven by text lines from the page.
+#[wasm_bindgen]
+pub struct Harness {
+    ws: Option<WebSocketPeer>,
+    state: ReadyState,
+    out: Vec<String>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new()
+    }
+}
+
+#[wasm_bindgen]
+impl Harness {
+    /// A harness with no connection.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Harness {
+        Harness {
+            ws: None,
+            state: ReadyState::Closed,
+            out: Vec::new(),
+        }
+    }
+
+    /// Runs one command; its reports come out of the next [`Harness::poll`].
+    pub fn command(&mut self, line: &str) {
+        let mut words = line.splitn(3, ' ');
+        let (Some("ws"), Some(verb)) = (words.next(), words.next()) else {
+            self.out.push(format!("error {line}: unknown command"));
+            return;
+        };
+        let rest = words.next().unwrap_or("");
+        let result = match verb {
+            "connect" => self.connect(rest),
+            "text" => self.with_ws(|ws| ws.send(rest.as_bytes(), WriteMode::Text)),
+            "binary" => match unhex(rest) {
+                Some(data) => self.with_ws(|ws| ws.put_packet(&data)),
+                None => Err("not hex".to_string()),
+            },
+            "big" => match rest.parse::<usize>() {
+                Ok(n) => self.with_ws(|ws| ws.put_packet(&pattern(n))),
+                Err(e) => Err(e.to_string()),
+            },
+            "close" => {
+                let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+                match code.parse::<i32>() {
+                    Ok(code) => self.with_ws(|ws| ws.close(code, reason)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            "buffered" => {
+                let n = self
+                    .ws
+                    .as_ref()
+                    .map_or(0, |ws| ws.current_outbound_buffered_amount());
+                self.out.push(format!("ws buffered {n}"));
+                return;
+            }
+            "drop" => {
+                self.ws = None;
+                self.state = ReadyState::Closed;
+                Ok(())
+            }
+            _ => Err("unknown verb".to_string()),
+        };
+        match result {
+            Ok(()) => self.out.push("ok".to_string()),
+            Err(e) => self.out.push(format!("error {verb}: {e}")),
+        }
+    }
+
+    /// Polls netplay and returns the reports since the last call, one per line.
+    pub fn poll(&mut self) -> String {
+        if let Some(ws) = self.ws.as_mut() {
+            ws.poll();
+            let state = ws.ready_state();
+            if state != self.state {
+                self.state = state;
+                match state {
+                    ReadyState::Open => self
+                        .out
+                        .push(format!("ws open protocol={}", ws.selected_protocol())),
+                    ReadyState::Closed => self.out.push(format!(
+                        "ws closed code={} reason={} error={}",
+                        ws.close_code(),
+                        ws.close_reason(),
+                        ws.last_error().map(|e| e.to_string()).unwrap_or_default()
+                    )),
+                    _ => {}
+                }
+            }
+            while let Some(data) = ws.get_packet() {
+                let line = if data.len() >= BIG {
+                    if data == pattern(data.len()) {
+                        format!("ws big ok {}", data.len())
+                    } else {
+                        format!("ws big bad {}", data.len())
+                    }
+                } else if ws.was_string_packet() {
+                    format!("ws text {}", String::from_utf8_lossy(&data))
+                } else {
+                    format!("ws binary {}", hex(&data))
+                };
+                self.out.push(line);
+            }
+        }
+        std::mem::take(&mut self.out).join("\n")
+    }
+}
+
+impl Harness {
+    fn connect(&mut self, rest: &str) -> Result<(), String> {
+        let mut words = rest.split(' ');
+        let url = words.next().unwrap_or("");
+        let mut ws = WebSocketPeer::new();
+        for word in words {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            let number = || value.parse::<usize>().map_err(|e| e.to_string());
+            match key {
+                "protocols" => ws.set_supported_protocols(value.split(',')),
+                "inbound" => ws.set_inbound_buffer_size(number()?),
+                "outbound" => ws.set_outbound_buffer_size(number()?),
+                "queue" => ws.set_max_queued_packets(number()?),
+                _ => return Err(format!("unknown option {key}")),
+            }
+        }
+        ws.connect_to_url(url, None).map_err(|e| e.to_string())?;
+        self.state = ws.ready_state();
+        self.ws = Some(ws);
+        Ok(())
+    }
+
+    fn with_ws(
+        &mut self,
+        f: impl FnOnce(&mut WebSocketPeer) -> Result<(), netplay::ws::Error>,
+    ) -> Result<(), String> {
+        match self.ws.as_mut() {
+            Some(ws) => f(ws).map_err(|e| e.to_string()),
+            None => Err("no connection".to_string()),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Drives pages of netplay's web test harness (crates/netplay-web-test, built by
+// scripts/build-web.sh) in headless Chromium with playwright-core, for the tests of netplay's
+// web platform.
+//
+//   node wasm_page.js --base http://127.0.0.1:PORT
+//
+// Commands, one per line on stdin:
+//   open K [PATH]   open tab K at BASE + PATH (default /index.html) and wait for the harness
+//   cmd K LINE      give LINE to tab K's harness (window.netplayCommand)
+//   close K         close tab K
+//   quit            close the browser and exit 0
+// Reports, one per line on stdout:
+//   ready           the browser is up
+//   tab K ready     tab K's harness is loaded
+//   tab K LINE      a report of tab K's harness
+//   tab K closed    tab K was closed
+//   tab K pageerror TEXT   an uncaught exception in tab K (a test fails on it)
+//   error TEXT      a command failed (the driver goes on)
+// Chromium is /usr/bin/chromium unless NETPLAY_CHROMIUM names another executable.
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+
+const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = require('./chromium_flags');
+
+const out = (line) => process.stdout.write(line + '\n');
+const err = (line) => process.stderr.write(`wasm_page.js: ${line}\n`);
+
+function arg(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main() {
+  const base = arg('--base');
+  if (!base) {
+    err('usage: node wasm_page.js --base http://127.0.0.1:PORT');
+    process.exit(2);
+  }
+  const { chromium } = require('playwright-core');
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set NETPLAY_CHROMIUM)`);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'netplay-wasm-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  });
+  const tabs = new Map();
+  let done = false;
+  const finish = async (code) => {
+    if (done) return;
+    done = true;
+    try {
+      await Promise.race([context.close(), new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      fs.rmSync(profile, { recursive: true, force: true });
+      process.exit(code);
+    }
+  };
+
+  const commands = {
+    async open(k, rest) {
+      const page = await context.newPage();
+      page.on('console', (m) => err(`[tab ${k} ${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => out(`tab ${k} pageerror ${e.message}`));
+      await page.exposeFunction('netplayOut', (line) => out(`tab ${k} ${line}`));
+      await page.goto(base + (rest || '/index.html'));
+      await page.waitForFunction(() => window.netplayReady === true, null, { timeout: 30000 });
+      tabs.set(k, page);
+      out(`tab ${k} ready`);
+    },
+    async cmd(k, rest) {
+      const page = tabs.get(k);
+      if (!page) throw new Error(`no tab ${k}`);
+      await page.evaluate((line) => window.netplayCommand(line), rest);
+    },
+    async close(k) {
+      const page = tabs.get(k);
+      if (!page) throw new Error(`no tab ${k}`);
+      tabs.delete(k);
+      await page.close();
+      out(`tab ${k} closed`);
+    },
+    async quit() {
+      await finish(0);
+    },
+  };
+
+  // Commands run one at a time, in order.
+  let queue = Promise.resolve();
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    const [verb, k, ...words] = line.trim().split(' ');
+    if (!verb) return;
+    queue = queue.then(async () => {
+      const command = commands[verb];
+      if (!command) throw new Error(`unknown command ${verb}`);
+      await command(k, words.join(' '));
+    }).catch((e) => out(`error ${verb} ${k}: ${e.message}`));
+  }).on('close', () => { queue.then(() => finish(0)); });
+  process.on('SIGTERM', () => finish(1));
+  out('ready');
+}
+
+main().catch((e) => {
+  err(e.stack || String(e));
+  process.exit(1);
+});
