@@ -407,3 +407,69 @@ fn python_websockets_clients_speaking_godots_bytes_meet_through_the_relay() {
     let passed = common::passed_checks(&out);
     assert_eq!(passed.len(), 7, "{}", out.report());
 }
+
+/// A browser client: netplay's `WebSocketMultiplayerPeer` and `SceneMultiplayer` built for
+/// wasm32, over the browser's WebSocket, in a session with a native client.
+#[test]
+fn a_browser_client_and_a_native_client_meet_through_the_relay() {
+    let relay = relay(&[]);
+    // The browser first: the native client's handshake timeout runs while it is not polled.
+    let mut browser = common::web::Browser::start();
+    let mut all = [client(&relay.url("/mixed"))];
+    let mut events = [Vec::new()];
+    until(
+        &mut all,
+        &mut events,
+        WAIT,
+        "the native client joins",
+        |_, e| e[0].contains(&SceneEvent::ConnectedToServer),
+    );
+    browser.ok(&format!("mp connect {}", relay.url("/mixed")));
+    let web_id: i32 = browser
+        .lines
+        .wait(common::web::WAIT, "`mp connected id=N`", |l| {
+            l.strip_prefix("tab 1 mp connected id=")?.parse().ok()
+        });
+    browser.expect("mp + 1");
+    until(
+        &mut all,
+        &mut events,
+        WAIT,
+        "the browser's arrival",
+        |_, e| e[0].contains(&SceneEvent::PeerConnected(web_id)),
+    );
+    let native_id = all[0].unique_id();
+    browser.expect(&format!("mp + {native_id}"));
+
+    browser.ok("mp send hello from the browser");
+    until(
+        &mut all,
+        &mut events,
+        WAIT,
+        "the browser's packet",
+        |_, e| packets(&e[0]).contains(&(web_id, b"hello from the browser".to_vec())),
+    );
+    all[0]
+        .send_bytes(
+            "héllo, browser".as_bytes(),
+            Target::Peer(web_id),
+            TransferMode::Reliable,
+            0,
+        )
+        .unwrap();
+    for _ in 0..20 {
+        all[0].poll();
+    }
+    browser.expect(&format!("mp packet {native_id} héllo, browser"));
+
+    // The tab goes away: the relay announces it.
+    browser.lines.write_line("close 1");
+    until(
+        &mut all,
+        &mut events,
+        LEAVE_BOUND,
+        "the browser's leave",
+        |_, e| e[0].contains(&SceneEvent::PeerDisconnected(web_id)),
+    );
+    browser.assert_no_page_errors();
+}

@@ -6,78 +6,8 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
-
-use common::{netplay_bin, node_dir, web_test_dir, EchoServer, Lines, Service, STARTUP_TIMEOUT};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A page server (`netplay serve --static`) and the browser driver.
-struct Browser {
-    lines: Lines,
-    _pages: Service,
-}
-
-impl Browser {
-    fn start() -> Browser {
-        let dir = web_test_dir();
-        let mut cmd = Command::new(netplay_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
-            .arg(&dir);
-        let mut pages = Service::spawn("netplay serve (pages)", &mut cmd, false);
-        let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
-            line.strip_prefix("listening on ws://127.0.0.1:")?
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        });
-        let mut cmd = Command::new("node");
-        cmd.arg(node_dir().join("wasm_page.js"))
-            .args(["--base", &format!("http://127.0.0.1:{port}")]);
-        let mut lines = Lines::new(Service::spawn("wasm_page.js", &mut cmd, false));
-        lines.wait_exact(WAIT, "ready");
-        lines.write_line("open 1");
-        lines.wait_exact(WAIT, "tab 1 ready");
-        Browser {
-            lines,
-            _pages: pages,
-        }
-    }
-
-    /// Runs a harness command in tab 1 and returns its answer (`ok` or `error ...`).
-    fn cmd(&mut self, line: &str) -> String {
-        self.lines.write_line(&format!("cmd 1 {line}"));
-        self.lines
-            .wait(WAIT, &format!("the answer to `{line}`"), |l| {
-                let rest = l.strip_prefix("tab 1 ")?;
-                (rest == "ok" || rest.starts_with("error ")).then(|| rest.to_string())
-            })
-    }
-
-    fn ok(&mut self, line: &str) {
-        assert_eq!(self.cmd(line), "ok", "{line}");
-    }
-
-    /// Waits for tab 1's report `report`.
-    fn expect(&mut self, report: &str) {
-        self.lines.wait_exact(WAIT, &format!("tab 1 {report}"));
-    }
-
-    /// The next `ws closed ...` report of tab 1.
-    fn closed(&mut self) -> String {
-        self.lines.wait(WAIT, "`ws closed`", |l| {
-            l.strip_prefix("tab 1 ws closed ").map(str::to_string)
-        })
-    }
-
-    /// No uncaught exception happened in the page.
-    fn assert_no_page_errors(&self) {
-        let log = self.lines.service.log();
-        assert!(!log.contains("pageerror"), "{log}");
-    }
-}
+use common::web::Browser;
+use common::EchoServer;
 
 #[test]
 fn wasm_websocket_exchanges_text_binary_and_16_mib_with_netplay_echo() {
@@ -159,12 +89,13 @@ fn the_inbound_limits_close_the_connection_with_typed_errors() {
         "{closed}"
     );
 
-    // More messages waiting than max_queued_packets: the harness reads only when polled, so
-    // a burst between two polls is over a queue of 2.
+    // More messages waiting than max_queued_packets: the page stops reading (still polling),
+    // and the third echo is one too many for a queue of 2.
     b.ok(&format!("ws connect {}/ queue=2", echo.url));
     b.expect("ws open protocol=");
-    for i in 0..50 {
-        b.lines.write_line(&format!("cmd 1 ws text burst {i}"));
+    b.ok("ws hold on");
+    for i in 0..3 {
+        b.ok(&format!("ws text held {i}"));
     }
     let closed = b.closed();
     assert!(

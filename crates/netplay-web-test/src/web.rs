@@ -1,5 +1,8 @@
 //! The harness itself (wasm32 only).
 
+use netplay::multiplayer::{
+    MultiplayerPeer, SceneEvent, SceneMultiplayer, Target, TransferMode, WebSocketMultiplayerPeer,
+};
 use netplay::ws::{ReadyState, WebSocketPeer, WriteMode};
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -36,7 +39,10 @@ const BIG: usize = 4096;
 #[wasm_bindgen]
 pub struct Harness {
     ws: Option<WebSocketPeer>,
+    mp: Option<SceneMultiplayer<WebSocketMultiplayerPeer>>,
     state: ReadyState,
+    /// `ws hold`: poll, but leave received messages unread, as a game that stops reading.
+    hold: bool,
     out: Vec<String>,
 }
 
@@ -53,7 +59,9 @@ impl Harness {
     pub fn new() -> Harness {
         Harness {
             ws: None,
+            mp: None,
             state: ReadyState::Closed,
+            hold: false,
             out: Vec::new(),
         }
     }
@@ -61,11 +69,23 @@ impl Harness {
     /// Runs one command; its reports come out of the next [`Harness::poll`].
     pub fn command(&mut self, line: &str) {
         let mut words = line.splitn(3, ' ');
-        let (Some("ws"), Some(verb)) = (words.next(), words.next()) else {
+        let (Some(part), Some(verb)) = (words.next(), words.next()) else {
             self.out.push(format!("error {line}: unknown command"));
             return;
         };
         let rest = words.next().unwrap_or("");
+        if part == "mp" {
+            let result = self.multiplayer(verb, rest);
+            match result {
+                Ok(()) => self.out.push("ok".to_string()),
+                Err(e) => self.out.push(format!("error {verb}: {e}")),
+            }
+            return;
+        }
+        if part != "ws" {
+            self.out.push(format!("error {line}: unknown command"));
+            return;
+        }
         let result = match verb {
             "connect" => self.connect(rest),
             "text" => self.with_ws(|ws| ws.send(rest.as_bytes(), WriteMode::Text)),
@@ -92,6 +112,10 @@ impl Harness {
                 self.out.push(format!("ws buffered {n}"));
                 return;
             }
+            "hold" => {
+                self.hold = rest == "on";
+                Ok(())
+            }
             "drop" => {
                 self.ws = None;
                 self.state = ReadyState::Closed;
@@ -107,6 +131,7 @@ impl Harness {
 
     /// Polls netplay and returns the reports since the last call, one per line.
     pub fn poll(&mut self) -> String {
+        self.poll_multiplayer();
         if let Some(ws) = self.ws.as_mut() {
             ws.poll();
             let state = ws.ready_state();
@@ -125,7 +150,7 @@ impl Harness {
                     _ => {}
                 }
             }
-            while let Some(data) = ws.get_packet() {
+            while let Some(data) = if self.hold { None } else { ws.get_packet() } {
                 let line = if data.len() >= BIG {
                     if data == pattern(data.len()) {
                         format!("ws big ok {}", data.len())
@@ -145,6 +170,59 @@ impl Harness {
 }
 
 impl Harness {
+    /// `mp connect URL`, `mp send TEXT` (to everyone), `mp send-to ID TEXT`, `mp close`.
+    fn multiplayer(&mut self, verb: &str, rest: &str) -> Result<(), String> {
+        if verb == "connect" {
+            let mut peer = WebSocketMultiplayerPeer::new();
+            peer.create_client(rest, None).map_err(|e| e.to_string())?;
+            self.mp = Some(SceneMultiplayer::new(peer));
+            return Ok(());
+        }
+        let mp = self.mp.as_mut().ok_or("no multiplayer peer")?;
+        let result = match verb {
+            "send" => mp.send_bytes(
+                rest.as_bytes(),
+                Target::Broadcast,
+                TransferMode::Reliable,
+                0,
+            ),
+            "send-to" => {
+                let (id, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                let id = id.parse::<i32>().map_err(|e| e.to_string())?;
+                mp.send_bytes(text.as_bytes(), Target::Peer(id), TransferMode::Reliable, 0)
+            }
+            "close" => {
+                mp.peer_mut().close();
+                Ok(())
+            }
+            _ => return Err("unknown verb".to_string()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Reports the scene multiplayer's events: `mp connected id=N`, `mp + ID`, `mp - ID`,
+    /// `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`.
+    fn poll_multiplayer(&mut self) {
+        let Some(mp) = self.mp.as_mut() else {
+            return;
+        };
+        mp.poll();
+        while let Some(event) = mp.poll_event() {
+            let line = match event {
+                SceneEvent::ConnectedToServer => format!("mp connected id={}", mp.unique_id()),
+                SceneEvent::PeerConnected(id) => format!("mp + {id}"),
+                SceneEvent::PeerDisconnected(id) => format!("mp - {id}"),
+                SceneEvent::Packet { from, data, .. } => {
+                    format!("mp packet {from} {}", String::from_utf8_lossy(&data))
+                }
+                SceneEvent::ServerDisconnected => "mp server-disconnected".to_string(),
+                SceneEvent::ConnectionFailed => "mp connection-failed".to_string(),
+                other => format!("mp other {other:?}"),
+            };
+            self.out.push(line);
+        }
+    }
+
     fn connect(&mut self, rest: &str) -> Result<(), String> {
         let mut words = rest.split(' ');
         let url = words.next().unwrap_or("");

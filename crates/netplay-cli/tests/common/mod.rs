@@ -15,6 +15,7 @@
 
 pub(crate) mod rtc;
 pub(crate) mod signal;
+pub(crate) mod web;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};

@@ -20,9 +20,7 @@
 mod ggrs;
 mod scene;
 pub mod variant;
-#[cfg(not(target_arch = "wasm32"))]
 mod websocket;
-#[cfg(not(target_arch = "wasm32"))]
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
 #[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
 mod lobby;

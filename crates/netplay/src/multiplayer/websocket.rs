@@ -16,17 +16,23 @@
 //! a refused handshake with a close frame, and reports a failed send to a peer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::SocketAddr;
+#[cfg(not(target_arch = "wasm32"))]
+use std::net::{IpAddr, TcpStream};
 
+#[cfg(not(target_arch = "wasm32"))]
+use super::{generate_unique_id, Target};
 use super::{
-    generate_unique_id, ConnectionStatus, Error, MultiplayerPeer, Packet, PeerEvent, SendOptions,
-    Target, TransferMode, SERVER_ID,
+    ConnectionStatus, Error, MultiplayerPeer, Packet, PeerEvent, SendOptions, TransferMode,
+    SERVER_ID,
 };
 use crate::random::Rng;
 use crate::time::{Duration, Instant};
-#[cfg(feature = "tls")]
+#[cfg(not(target_arch = "wasm32"))]
+use crate::ws::TcpServer;
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 use crate::ws::TlsOptions;
-use crate::ws::{PeerOptions, ReadyState, TcpServer, WebSocketPeer, WriteMode};
+use crate::ws::{PeerOptions, ReadyState, WebSocketPeer, WriteMode};
 
 /// Bytes Godot subtracts from `outbound_buffer_size` for the largest packet (the size of the
 /// per-packet header Godot 3 had; `WebSocketMultiplayerPeer::get_max_packet_size`).
@@ -35,14 +41,16 @@ const PROTO_SIZE: usize = 9;
 /// Godot's default `handshake_timeout`: 3 seconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The TLS options argument: [`TlsOptions`] with the `tls` feature.
-#[cfg(feature = "tls")]
+/// The TLS options argument: [`TlsOptions`] with the `tls` feature (natively).
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 pub type Tls = TlsOptions;
-/// The TLS options argument: nothing to give without the `tls` feature.
-#[cfg(not(feature = "tls"))]
+/// The TLS options argument: nothing to give without the `tls` feature, or in a browser (which
+/// uses its own TLS and trusted roots).
+#[cfg(not(all(feature = "tls", not(target_arch = "wasm32"))))]
 pub type Tls = ();
 
 /// A connection that has not sent or received its id yet.
+#[cfg(not(target_arch = "wasm32"))]
 struct Pending {
     id: i32,
     ws: WebSocketPeer,
@@ -51,6 +59,7 @@ struct Pending {
 
 enum Role {
     Idle,
+    #[cfg(not(target_arch = "wasm32"))]
     Server {
         listener: TcpServer,
         #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -96,6 +105,8 @@ pub struct WebSocketMultiplayerPeer {
     peers: BTreeMap<i32, WebSocketPeer>,
     packets: VecDeque<Packet>,
     events: VecDeque<PeerEvent>,
+    /// Ids of a server's clients.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     rng: Rng,
 }
 
@@ -160,6 +171,9 @@ impl WebSocketMultiplayerPeer {
     /// Godot's `create_server`: listens on `port` at `bind` (`None`: every address) and is at
     /// once connected, with id 1. `tls` must be server options (see
     /// [`TlsOptions::server`](crate::ws::TlsOptions::server)).
+    ///
+    /// Native only: a browser cannot listen.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn create_server(
         &mut self,
         port: u16,
@@ -202,9 +216,9 @@ impl WebSocketMultiplayerPeer {
             return Err(Error::AlreadyActive);
         }
         let mut ws = WebSocketPeer::with_options(self.options.clone());
-        #[cfg(feature = "tls")]
+        #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
         let result = ws.connect_to_url(url, tls);
-        #[cfg(not(feature = "tls"))]
+        #[cfg(not(all(feature = "tls", not(target_arch = "wasm32"))))]
         let result = ws.connect_to_url(url, tls.map(|_| ()));
         result.map_err(|e| Error::Transport(e.to_string()))?;
         self.clear();
@@ -219,6 +233,7 @@ impl WebSocketMultiplayerPeer {
     /// The local port of a server (0 otherwise).
     pub fn local_port(&self) -> u16 {
         match &self.role {
+            #[cfg(not(target_arch = "wasm32"))]
             Role::Server { listener, .. } => listener.local_port(),
             _ => 0,
         }
@@ -243,6 +258,7 @@ impl WebSocketMultiplayerPeer {
     pub fn poll_at(&mut self, now: Instant) {
         match &mut self.role {
             Role::Idle => {}
+            #[cfg(not(target_arch = "wasm32"))]
             Role::Server { .. } => self.poll_server(now),
             Role::Client { .. } => self.poll_client(now),
         }
@@ -257,6 +273,7 @@ impl WebSocketMultiplayerPeer {
         self.status = ConnectionStatus::Disconnected;
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn poll_server(&mut self, now: Instant) {
         let Role::Server {
             listener,
@@ -404,7 +421,7 @@ fn send_binary(ws: &mut WebSocketPeer, data: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::Transport(e.to_string()))
 }
 
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 fn accept(
     ws: &mut WebSocketPeer,
     stream: TcpStream,
@@ -413,7 +430,7 @@ fn accept(
     ws.accept_stream(stream, tls)
 }
 
-#[cfg(not(feature = "tls"))]
+#[cfg(all(not(feature = "tls"), not(target_arch = "wasm32")))]
 fn accept(
     ws: &mut WebSocketPeer,
     stream: TcpStream,
@@ -450,6 +467,7 @@ impl MultiplayerPeer for WebSocketMultiplayerPeer {
                 }
                 self.send_to(SERVER_ID, data)
             }
+            #[cfg(not(target_arch = "wasm32"))]
             Role::Server { .. } => match self.send.target {
                 Target::Peer(id) => self.send_to(id, data),
                 target => {
@@ -513,6 +531,7 @@ impl MultiplayerPeer for WebSocketMultiplayerPeer {
         for ws in self.peers.values_mut() {
             let _ = ws.close(1000, "");
         }
+        #[cfg(not(target_arch = "wasm32"))]
         if let Role::Server { pending, .. } = &mut self.role {
             for p in pending {
                 let _ = p.ws.close(1000, "");

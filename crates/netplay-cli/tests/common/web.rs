@@ -1,0 +1,77 @@
+//! The browser side of the web tests: `netplay serve --static` serving the pages of
+//! `crates/netplay-web-test` (built by `scripts/build-web.sh`) and headless Chromium driving
+//! them through `tests/interop/node/wasm_page.js`; tab 1 is open and its harness loaded.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{netplay_bin, node_dir, web_test_dir, Lines, Service, STARTUP_TIMEOUT};
+
+/// How long a page, a connection or a report may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// A page server (`netplay serve --static`) and the browser driver.
+pub(crate) struct Browser {
+    pub lines: Lines,
+    _pages: Service,
+}
+
+impl Browser {
+    pub(crate) fn start() -> Browser {
+        let dir = web_test_dir();
+        let mut cmd = Command::new(netplay_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
+            .arg(&dir);
+        let mut pages = Service::spawn("netplay serve (pages)", &mut cmd, false);
+        let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
+            line.strip_prefix("listening on ws://127.0.0.1:")?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        });
+        let mut cmd = Command::new("node");
+        cmd.arg(node_dir().join("wasm_page.js"))
+            .args(["--base", &format!("http://127.0.0.1:{port}")]);
+        let mut lines = Lines::new(Service::spawn("wasm_page.js", &mut cmd, false));
+        lines.wait_exact(WAIT, "ready");
+        lines.write_line("open 1");
+        lines.wait_exact(WAIT, "tab 1 ready");
+        Browser {
+            lines,
+            _pages: pages,
+        }
+    }
+
+    /// Runs a harness command in tab 1 and returns its answer (`ok` or `error ...`).
+    pub(crate) fn cmd(&mut self, line: &str) -> String {
+        self.lines.write_line(&format!("cmd 1 {line}"));
+        self.lines
+            .wait(WAIT, &format!("the answer to `{line}`"), |l| {
+                let rest = l.strip_prefix("tab 1 ")?;
+                (rest == "ok" || rest.starts_with("error ")).then(|| rest.to_string())
+            })
+    }
+
+    pub(crate) fn ok(&mut self, line: &str) {
+        assert_eq!(self.cmd(line), "ok", "{line}");
+    }
+
+    /// Waits for tab 1's report `report`.
+    pub(crate) fn expect(&mut self, report: &str) {
+        self.lines.wait_exact(WAIT, &format!("tab 1 {report}"));
+    }
+
+    /// The next `ws closed ...` report of tab 1.
+    pub(crate) fn closed(&mut self) -> String {
+        self.lines.wait(WAIT, "`ws closed`", |l| {
+            l.strip_prefix("tab 1 ws closed ").map(str::to_string)
+        })
+    }
+
+    /// No uncaught exception happened in the page.
+    pub(crate) fn assert_no_page_errors(&self) {
+        let log = self.lines.service.log();
+        assert!(!log.contains("pageerror"), "{log}");
+    }
+}
