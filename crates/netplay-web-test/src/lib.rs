@@ -9,12 +9,13 @@
 //! * `ws connect URL [protocols=A,B] [inbound=N] [outbound=N] [queue=N]`
 //! * `ws text TEXT`, `ws binary HEX` (`-`: empty), `ws big N` (N pattern bytes; the echo is compared)
 //! * `ws close CODE [REASON]`, `ws buffered`, `ws drop`, `ws hold on|off` (stop or go on
-//!   reading received messages)
+//!   reading received messages), `ws churn N URL` (N connections opened and dropped)
 //! * `mp connect URL` (a `WebSocketMultiplayerPeer` client under `SceneMultiplayer`),
 //!   `mp send TEXT` (to everyone), `mp send-to ID TEXT`, `mp close`
 //!
 //! Reports: `ws open protocol=P`, `ws text TEXT`, `ws binary HEX`, `ws big ok N` or
-//! `ws big bad ...`, `ws closed code=C reason=R error=E`, `ws buffered N`, `ok`, and
+//! `ws big bad ...`, `ws closed code=C reason=R error=E`, `ws buffered N`, `ws churn done N`,
+//! `ok`, and
 //! `error COMMAND: WHY` when a call returns an error; `mp connected id=N`, `mp + ID`,
 //! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`.
 //!

@@ -43,6 +43,8 @@ pub struct Harness {
     state: ReadyState,
     /// `ws hold`: poll, but leave received messages unread, as a game that stops reading.
     hold: bool,
+    /// `ws churn`: connections still to make, the URL, and the one in progress.
+    churn: Option<Churn>,
     out: Vec<String>,
 }
 
@@ -62,6 +64,7 @@ impl Harness {
             mp: None,
             state: ReadyState::Closed,
             hold: false,
+            churn: None,
             out: Vec::new(),
         }
     }
@@ -112,6 +115,21 @@ impl Harness {
                 self.out.push(format!("ws buffered {n}"));
                 return;
             }
+            "churn" => {
+                let (n, url) = rest.split_once(' ').unwrap_or((rest, ""));
+                match n.parse::<usize>() {
+                    Ok(left) => {
+                        self.churn = Some(Churn {
+                            url: url.to_string(),
+                            left,
+                            done: 0,
+                            current: None,
+                        });
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             "hold" => {
                 self.hold = rest == "on";
                 Ok(())
@@ -132,6 +150,7 @@ impl Harness {
     /// Polls netplay and returns the reports since the last call, one per line.
     pub fn poll(&mut self) -> String {
         self.poll_multiplayer();
+        self.poll_churn();
         if let Some(ws) = self.ws.as_mut() {
             ws.poll();
             let state = ws.ready_state();
@@ -169,7 +188,60 @@ impl Harness {
     }
 }
 
+/// `ws churn N URL`: N connections, one after the other, each dropped as soon as it is open
+/// and has sent a message (the drop/leak check).
+struct Churn {
+    url: String,
+    left: usize,
+    done: usize,
+    current: Option<WebSocketPeer>,
+}
+
 impl Harness {
+    /// Moves the churn on: reports `ws churn done N` at the end, `ws churn failed ...` if a
+    /// connection does not open.
+    fn poll_churn(&mut self) {
+        let Some(churn) = self.churn.as_mut() else {
+            return;
+        };
+        if let Some(ws) = churn.current.as_mut() {
+            ws.poll();
+            match ws.ready_state() {
+                ReadyState::Open => {
+                    let _ = ws.send_text("churn");
+                    // Dropped while open, with a message just given to the browser.
+                    churn.current = None;
+                    churn.done += 1;
+                }
+                ReadyState::Closed => {
+                    let why = ws.last_error().map(|e| e.to_string()).unwrap_or_default();
+                    self.out
+                        .push(format!("ws churn failed after {}: {why}", churn.done));
+                    self.churn = None;
+                    return;
+                }
+                _ => return,
+            }
+        }
+        if churn.left == 0 {
+            self.out.push(format!("ws churn done {}", churn.done));
+            self.churn = None;
+            return;
+        }
+        let mut ws = WebSocketPeer::new();
+        match ws.connect_to_url(&churn.url, None) {
+            Ok(()) => {
+                churn.left -= 1;
+                churn.current = Some(ws);
+            }
+            Err(e) => {
+                self.out
+                    .push(format!("ws churn failed after {}: {e}", churn.done));
+                self.churn = None;
+            }
+        }
+    }
+
     /// `mp connect URL`, `mp send TEXT` (to everyone), `mp send-to ID TEXT`, `mp close`.
     fn multiplayer(&mut self, verb: &str, rest: &str) -> Result<(), String> {
         if verb == "connect" {

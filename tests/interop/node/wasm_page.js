@@ -8,12 +8,14 @@
 // Commands, one per line on stdin:
 //   open K [PATH]   open tab K at BASE + PATH (default /index.html) and wait for the harness
 //   cmd K LINE      give LINE to tab K's harness (window.netplayCommand)
+//   heap K          garbage-collect tab K, then report its JS heap and wasm memory
 //   close K         close tab K
 //   quit            close the browser and exit 0
 // Reports, one per line on stdout:
 //   ready           the browser is up
 //   tab K ready     tab K's harness is loaded
 //   tab K LINE      a report of tab K's harness
+//   tab K heap JS_BYTES WASM_BYTES   after `heap K`
 //   tab K closed    tab K was closed
 //   tab K pageerror TEXT   an uncaught exception in tab K (a test fails on it)
 //   error TEXT      a command failed (the driver goes on)
@@ -79,6 +81,16 @@ async function main() {
       const page = tabs.get(k);
       if (!page) throw new Error(`no tab ${k}`);
       await page.evaluate((line) => window.netplayCommand(line), rest);
+    },
+    async heap(k) {
+      const page = tabs.get(k);
+      if (!page) throw new Error(`no tab ${k}`);
+      const cdp = await context.newCDPSession(page);
+      for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
+      const { usedSize } = await cdp.send('Runtime.getHeapUsage');
+      await cdp.detach();
+      const wasm = await page.evaluate(() => window.netplayWasmMemory());
+      out(`tab ${k} heap ${usedSize} ${wasm}`);
     },
     async close(k) {
       const page = tabs.get(k);
