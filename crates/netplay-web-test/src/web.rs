@@ -1,8 +1,10 @@
 //! The harness itself (wasm32 only).
 
 use netplay::multiplayer::{
-    MultiplayerPeer, SceneEvent, SceneMultiplayer, Target, TransferMode, WebSocketMultiplayerPeer,
+    Lobby, LobbyEvent, LobbyMode, MultiplayerPeer, SceneEvent, SceneMultiplayer, Target,
+    TransferMode, WebSocketMultiplayerPeer,
 };
+use netplay::rtc::PeerConfig;
 use netplay::ws::{ReadyState, WebSocketPeer, WriteMode};
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -40,6 +42,7 @@ const BIG: usize = 4096;
 pub struct Harness {
     ws: Option<WebSocketPeer>,
     mp: Option<SceneMultiplayer<WebSocketMultiplayerPeer>>,
+    lobby: Option<SceneMultiplayer<Lobby>>,
     state: ReadyState,
     /// `ws hold`: poll, but leave received messages unread, as a game that stops reading.
     hold: bool,
@@ -62,6 +65,7 @@ impl Harness {
         Harness {
             ws: None,
             mp: None,
+            lobby: None,
             state: ReadyState::Closed,
             hold: false,
             churn: None,
@@ -77,8 +81,12 @@ impl Harness {
             return;
         };
         let rest = words.next().unwrap_or("");
-        if part == "mp" {
-            let result = self.multiplayer(verb, rest);
+        if part == "mp" || part == "lobby" {
+            let result = if part == "mp" {
+                self.multiplayer(verb, rest)
+            } else {
+                self.lobby(verb, rest)
+            };
             match result {
                 Ok(()) => self.out.push("ok".to_string()),
                 Err(e) => self.out.push(format!("error {verb}: {e}")),
@@ -150,6 +158,7 @@ impl Harness {
     /// Polls netplay and returns the reports since the last call, one per line.
     pub fn poll(&mut self) -> String {
         self.poll_multiplayer();
+        self.poll_lobby();
         self.poll_churn();
         if let Some(ws) = self.ws.as_mut() {
             ws.poll();
@@ -270,6 +279,80 @@ impl Harness {
             _ => return Err("unknown verb".to_string()),
         };
         result.map_err(|e| e.to_string())
+    }
+
+    /// `lobby join URL [NAME] [server]` (a mesh unless `server`; no NAME: a new lobby),
+    /// `lobby send TEXT` (reliable, to everyone), `lobby send-unreliable TEXT`, `lobby leave`.
+    fn lobby(&mut self, verb: &str, rest: &str) -> Result<(), String> {
+        if verb == "join" {
+            let mut words = rest.split(' ');
+            let url = words.next().unwrap_or("");
+            let mut name = "";
+            let mut mode = LobbyMode::Mesh;
+            for w in words {
+                if w == "server" {
+                    mode = LobbyMode::ServerClient;
+                } else {
+                    name = w;
+                }
+            }
+            let lobby = Lobby::connect(url, name, mode, PeerConfig::default())
+                .map_err(|e| e.to_string())?;
+            self.lobby = Some(SceneMultiplayer::new(lobby));
+            return Ok(());
+        }
+        let scene = self.lobby.as_mut().ok_or("no lobby")?;
+        let result = match verb {
+            "send" => scene.send_bytes(
+                rest.as_bytes(),
+                Target::Broadcast,
+                TransferMode::Reliable,
+                0,
+            ),
+            "send-unreliable" => scene.send_bytes(
+                rest.as_bytes(),
+                Target::Broadcast,
+                TransferMode::Unreliable,
+                0,
+            ),
+            "leave" => {
+                self.lobby = None;
+                Ok(())
+            }
+            _ => return Err("unknown verb".to_string()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Reports the lobby's events: `lobby id N`, `lobby name NAME`, `lobby + ID`, `lobby - ID`,
+    /// `lobby packet FROM MODE TEXT`, `lobby error WHY`.
+    fn poll_lobby(&mut self) {
+        let Some(scene) = self.lobby.as_mut() else {
+            return;
+        };
+        scene.poll();
+        while let Some(event) = scene.peer_mut().poll_lobby_event() {
+            let line = match event {
+                LobbyEvent::Id { id, .. } => format!("lobby id {id}"),
+                LobbyEvent::Joined { lobby } => format!("lobby name {lobby}"),
+                other => format!("lobby event {other:?}"),
+            };
+            self.out.push(line);
+        }
+        while let Some(event) = scene.poll_event() {
+            let line = match event {
+                SceneEvent::PeerConnected(id) => format!("lobby + {id}"),
+                SceneEvent::PeerDisconnected(id) => format!("lobby - {id}"),
+                SceneEvent::Packet {
+                    from, mode, data, ..
+                } => format!(
+                    "lobby packet {from} {mode:?} {}",
+                    String::from_utf8_lossy(&data)
+                ),
+                other => format!("lobby other {other:?}"),
+            };
+            self.out.push(line);
+        }
     }
 
     /// Reports the scene multiplayer's events: `mp connected id=N`, `mp + ID`, `mp - ID`,

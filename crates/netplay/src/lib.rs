@@ -23,10 +23,11 @@
 //!
 //! The protocol cores (WebSocket, STUN/TURN, SCTP, SDP, the signaling hub) are sans-IO and
 //! build for every target, `wasm32-unknown-unknown` included. The game-facing types are declared
-//! once and backed by a platform: [`ws::WebSocketPeer`] and [`signal::Client`] run natively (std
-//! sockets) and in the browser (its own `WebSocket`; a browser cannot listen, send handshake
-//! headers or pings, or pick TLS roots, and the methods for those say "native only").
-//! `TcpServer`, `PeerConnection` and the multiplayer peers built on them are native for now.
+//! once and backed by a platform: [`ws::WebSocketPeer`], [`signal::Client`], `rtc::PeerConnection`
+//! and the multiplayer peers on them run natively (std sockets, netplay's WebRTC stack) and in
+//! the browser (its own `WebSocket` and `RTCPeerConnection`). A browser cannot listen, send
+//! handshake headers or pings, pick TLS roots or gather candidates of the caller's, and the
+//! methods for those say "native only"; `TcpServer` and the WebSocket server are native.
 //!
 //! # Conventions
 //!
@@ -82,8 +83,8 @@ mod api;
 pub mod fuzz;
 pub mod multiplayer;
 pub mod random;
-#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
-#[cfg_attr(docsrs, doc(cfg(all(feature = "webrtc", not(target_arch = "wasm32")))))]
+#[cfg(feature = "webrtc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webrtc")))]
 pub mod rtc;
 pub mod signal;
 pub mod stun;

@@ -107,7 +107,6 @@ impl std::fmt::Debug for Lobby {
 impl Lobby {
     /// Joins `lobby` ("" creates one, of kind `mode`) on the signaling server at `url`; every
     /// connection is made with `config` (its ICE servers, its limits).
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn connect(
         url: &str,
         lobby: &str,

@@ -3,7 +3,8 @@
 //! This module owns the contract every multiplayer transport keeps ([`MultiplayerPeer`]: peer
 //! ids, targets, transfer modes and channels, packets with their sender, connect and
 //! disconnect events), its transports ([`WebSocketMultiplayerPeer`] and
-//! `WebRtcMultiplayerPeer`, native for now), the lobby mesh (`Lobby`: a signaling lobby as a
+//! `WebRtcMultiplayerPeer`, natively and in the browser; a WebSocket server is native only),
+//! the lobby mesh (`Lobby`: a signaling lobby as a
 //! multiplayer peer), the
 //! `SceneMultiplayer` protocol Godot runs on top ([`SceneMultiplayer`]: admission, peer
 //! announcements, relaying, `send_bytes`) and Godot's Variant binary format for
@@ -22,13 +23,13 @@ mod scene;
 pub mod variant;
 mod websocket;
 pub use websocket::{Tls, WebSocketMultiplayerPeer, DEFAULT_HANDSHAKE_TIMEOUT};
-#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+#[cfg(feature = "webrtc")]
 mod lobby;
-#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+#[cfg(feature = "webrtc")]
 pub use lobby::{Lobby, LobbyEvent, LobbyMode};
-#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+#[cfg(feature = "webrtc")]
 mod webrtc;
-#[cfg(all(feature = "webrtc", not(target_arch = "wasm32")))]
+#[cfg(feature = "webrtc")]
 pub use webrtc::{WebRtcMultiplayerPeer, MAX_PACKET_SIZE as WEBRTC_MAX_PACKET_SIZE};
 
 #[cfg(feature = "ggrs")]

@@ -16,7 +16,10 @@ use super::error::Error;
 use super::error::Result;
 
 /// The channel of the platform this build targets.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) type PlatformChannel<'a> = super::engine_channel::EngineChannel<'a>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type PlatformChannel<'a> = super::web::WebChannel<'a>;
 
 /// A data channel's handle, valid for the lifetime of its [`PeerConnection`](super::PeerConnection). Get the channel
 /// with [`PeerConnection::channel`](super::PeerConnection::channel).

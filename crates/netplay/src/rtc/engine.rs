@@ -25,7 +25,7 @@ use super::error::{Error, Result};
 use super::gather::{CandidateError, CandidateKind, LocalCandidate};
 use super::sctp::{Reliability, SctpConfig, SctpEvent, SendError};
 use super::sdp::{self, LocalDescription, RemoteDescription, SdpError, Setup};
-pub use super::state::{
+use super::state::{
     CandidatePair, ConnectionState, Event, GatheringState, SdpKind, SessionDescription,
     SignalingState, Stats,
 };

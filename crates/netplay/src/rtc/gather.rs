@@ -7,8 +7,11 @@
 //! a [`CandidateSource`].
 
 use crate::time::Instant;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+#[cfg(not(target_arch = "wasm32"))]
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+#[cfg(not(target_arch = "wasm32"))]
 use super::config::PeerConfig;
 
 /// The kind of a local ICE candidate.
@@ -160,6 +163,7 @@ pub trait CandidateSource {
 }
 
 /// The IP addresses to gather host candidates on.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn host_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     if !config.bind_addresses.is_empty() {
@@ -190,6 +194,7 @@ pub(crate) fn host_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     out
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn usable(ip: IpAddr, config: &PeerConfig) -> bool {
     match ip {
         IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_multicast() && !v4.is_broadcast(),

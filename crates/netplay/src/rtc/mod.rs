@@ -25,7 +25,10 @@
 //! their integer values (`godot_value()`). [`PeerConnection`] and [`DataChannel`] are declared
 //! once, with their documentation (`peer`, `channel`, and the states and events in `state`);
 //! each forwards to the platform's connection, natively the [`Engine`] over UDP sockets
-//! (`native`, `engine_channel`, `udp`). Native only until a browser platform exists.
+//! (`native`, `engine_channel`, `udp`); on `wasm32-unknown-unknown`, the browser's own
+//! `RTCPeerConnection` (`web`), where ICE, DTLS and SCTP are the browser's and the native-only
+//! parts (`PeerConnection::engine`, `PeerConnection::wait`, candidate sources, the `Engine`
+//! itself) are absent.
 //!
 //! Differences from Godot, all on the side of not failing silently: errors are typed
 //! ([`Error`]); an oversized message or a full send buffer is an error instead of a lost
@@ -97,22 +100,35 @@
 //! ```
 
 mod channel;
+#[cfg(not(target_arch = "wasm32"))]
 mod channels;
 mod config;
+#[cfg(not(target_arch = "wasm32"))]
 mod dcep;
+#[cfg(not(target_arch = "wasm32"))]
 mod engine;
+#[cfg(not(target_arch = "wasm32"))]
 mod engine_channel;
 mod error;
 mod gather;
+#[cfg(not(target_arch = "wasm32"))]
 mod ice_sources;
+#[cfg(not(target_arch = "wasm32"))]
 mod impair;
+#[cfg(not(target_arch = "wasm32"))]
 mod native;
 mod peer;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod sctp;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod sdp;
 mod state;
+#[cfg(not(target_arch = "wasm32"))]
 mod transport;
+#[cfg(not(target_arch = "wasm32"))]
 mod udp;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use channel::{ChannelCounters, ChannelId, DataChannel, ReadyState, WriteMode};
 pub use config::{
@@ -120,16 +136,19 @@ pub use config::{
     DEFAULT_MAX_CHANNELS, DEFAULT_MAX_CHANNEL_IN_BUFFER, DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
     DEFAULT_STUNS_PORT, DEFAULT_STUN_PORT, MAX_RECEIVE_MESSAGE_SIZE,
 };
-pub use engine::{
-    CandidatePair, ConnectionState, Datagram, Engine, Event, GatheringState, SdpKind,
-    SessionDescription, SignalingState, Stats,
-};
+#[cfg(not(target_arch = "wasm32"))]
+pub use engine::{Datagram, Engine};
 pub use error::{Error, Result};
 pub use gather::{
     CandidateError, CandidateKind, CandidateSource, Intercept, LocalCandidate, SourceTransmit,
 };
+#[cfg(not(target_arch = "wasm32"))]
 pub use impair::{DropCounts, DropEvery};
 pub use peer::{PeerConnection, WebRtcPeerConnection};
+pub use state::{
+    CandidatePair, ConnectionState, Event, GatheringState, SdpKind, SessionDescription,
+    SignalingState, Stats,
+};
 
 /// Godot's class name for [`DataChannel`].
 pub type WebRtcDataChannel<'a> = DataChannel<'a>;

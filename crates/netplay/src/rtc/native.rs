@@ -16,13 +16,13 @@ use std::net::SocketAddr;
 
 use super::channel::{ChannelId, DataChannel};
 use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
-use super::engine::{
-    ConnectionState, Engine, Event, GatheringState, SdpKind, SessionDescription, SignalingState,
-    Stats,
-};
+use super::engine::Engine;
 use super::error::{Error, Result};
 use super::gather::{CandidateKind, CandidateSource, Intercept, LocalCandidate};
 use super::ice_sources;
+use super::state::{
+    ConnectionState, Event, GatheringState, SdpKind, SessionDescription, SignalingState, Stats,
+};
 use super::udp::{RecvBatch, Sockets};
 use crate::time::{Duration, Instant};
 

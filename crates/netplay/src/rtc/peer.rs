@@ -11,18 +11,25 @@ use std::net::SocketAddr;
 
 use super::channel::{ChannelId, DataChannel};
 use super::config::{DataChannelOptions, IceServerUrl, PeerConfig};
-use super::engine::{
-    ConnectionState, Engine, Event, GatheringState, SdpKind, SessionDescription, SignalingState,
-    Stats,
-};
+#[cfg(not(target_arch = "wasm32"))]
+use super::engine::Engine;
 #[cfg(doc)]
 use super::error::Error;
 use super::error::Result;
+#[cfg(not(target_arch = "wasm32"))]
 use super::gather::CandidateSource;
-use crate::time::{Duration, Instant};
+use super::state::{
+    ConnectionState, Event, GatheringState, SdpKind, SessionDescription, SignalingState, Stats,
+};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::time::Duration;
+use crate::time::Instant;
 
 /// The connection of the platform this build targets.
+#[cfg(not(target_arch = "wasm32"))]
 type Platform = super::native::NativePeer;
+#[cfg(target_arch = "wasm32")]
+type Platform = super::web::WebPeer;
 
 /// Godot's `WebRTCPeerConnection`, driven by [`poll`](PeerConnection::poll).
 ///
@@ -60,6 +67,7 @@ impl PeerConnection {
 
     /// The engine underneath (states, channels and statistics are its). Native only: a
     /// browser's connection has no engine of netplay's.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn engine(&self) -> &Engine {
         self.inner.engine()
     }
@@ -79,6 +87,7 @@ impl PeerConnection {
     /// [`PeerConfig::ice_servers`]. Only before gathering starts. With
     /// [`PeerConfig::relay_only`], only its relayed candidates are announced. Native only: a
     /// browser gathers by itself.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn add_candidate_source(&mut self, source: Box<dyn CandidateSource>) -> Result<()> {
         self.inner.add_candidate_source(source)
     }
@@ -232,6 +241,7 @@ impl PeerConnection {
     /// While a channel's receive buffer is full ([`PeerConfig::max_channel_in_buffer`]) the
     /// sockets are not read, so only the timers end the wait: drain the channels. Native
     /// only: a page must not block; the browser's event loop wakes it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self, timeout: Duration) -> bool {
         self.inner.wait(timeout)
     }
