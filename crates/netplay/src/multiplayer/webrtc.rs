@@ -347,7 +347,10 @@ impl WebRtcMultiplayerPeer {
             .channel(channel)
             .ok_or(Error::UnknownPeer(remote.id))?;
         ch.send_binary(data)
-            .map_err(|e| Error::Transport(e.to_string()))
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        // As Godot's peers do, the packet leaves now, not at the next poll.
+        remote.connection.flush();
+        Ok(())
     }
 
     /// Takes packets from the channels into the queue, one per peer in turn (starting after

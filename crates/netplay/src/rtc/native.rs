@@ -381,7 +381,7 @@ impl NativePeer {
 
     /// Sends the engine's datagrams, through a TURN relay where the path is relayed, less
     /// those a source drops (a test impairment), then what the sources queued.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             if self
                 .sources

@@ -224,6 +224,15 @@ impl PeerConnection {
         self.inner.poll_at(now)
     }
 
+    /// Sends at once what the channels were given since the last poll (natively: packs it
+    /// into datagrams and writes them), without reading or running timers; `poll()` does
+    /// the same as part of its work. Call it after a burst of sends to spare them the wait
+    /// until the next poll (`WebRtcMultiplayerPeer::put_packet` does). In a browser, messages
+    /// leave at once anyway.
+    pub fn flush(&mut self) {
+        self.inner.flush()
+    }
+
     /// When [`poll`](Self::poll) must run next at the latest for the connection's timers;
     /// `None` once it is closed or failed. Datagrams that arrive earlier need a poll too:
     /// [`wait`](Self::wait) waits for both. Native only, as `wait` is.

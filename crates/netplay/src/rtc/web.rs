@@ -869,6 +869,9 @@ impl WebPeer {
         }
     }
 
+    /// The browser sends every message at once: nothing waits here.
+    pub(crate) fn flush(&mut self) {}
+
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
