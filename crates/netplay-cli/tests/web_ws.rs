@@ -174,3 +174,39 @@ fn two_hundred_connections_dropped_in_a_page_leave_no_growing_heap() {
     }
     b.assert_no_page_errors();
 }
+
+/// The same check for WebRTC: 200 peer connections, each with a negotiated and an in-band
+/// channel and its offer made, dropped one after the other, twice: no growing heap (a browser
+/// also refuses new connections once about 500 are alive, so each drop must close its own).
+#[test]
+fn two_hundred_peer_connections_dropped_in_a_page_leave_no_growing_heap() {
+    let mut b = Browser::start();
+    let heap = |b: &mut Browser| -> (u64, u64) {
+        b.lines.write_line("heap 1");
+        b.lines.wait(common::web::WAIT, "`heap`", |l| {
+            let mut w = l.strip_prefix("tab 1 heap ")?.split(' ');
+            Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
+    };
+    b.ok("rtc churn 50");
+    b.expect("rtc churn done 50");
+    let mut samples = vec![heap(&mut b)];
+    for _ in 0..2 {
+        b.ok("rtc churn 200");
+        b.expect("rtc churn done 200");
+        samples.push(heap(&mut b));
+    }
+    eprintln!("(JS heap, wasm memory) after 50, 250 and 450 connections: {samples:?}");
+    for pair in samples.windows(2) {
+        let ((js0, wasm0), (js1, wasm1)) = (pair[0], pair[1]);
+        assert!(
+            js1 < js0 + 64 * 1024,
+            "the JS heap grew from {js0} to {js1} bytes over 200 connections: {samples:?}"
+        );
+        assert!(
+            wasm1 <= wasm0 + 64 * 1024,
+            "the wasm memory grew from {wasm0} to {wasm1} bytes: {samples:?}"
+        );
+    }
+    b.assert_no_page_errors();
+}

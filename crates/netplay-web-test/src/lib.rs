@@ -10,6 +10,9 @@
 //! * `ws text TEXT`, `ws binary HEX` (`-`: empty), `ws big N` (N pattern bytes; the echo is compared)
 //! * `ws close CODE [REASON]`, `ws buffered`, `ws drop`, `ws hold on|off` (stop or go on
 //!   reading received messages), `ws churn N URL` (N connections opened and dropped)
+//! * `rtc churn N` (N peer connections made, offered and dropped)
+//! * `lobby join URL [NAME] [server]`, `lobby send TEXT`, `lobby send-unreliable TEXT`,
+//!   `lobby leave` (a `Lobby` under `SceneMultiplayer`)
 //! * `mp connect URL` (a `WebSocketMultiplayerPeer` client under `SceneMultiplayer`),
 //!   `mp send TEXT` (to everyone), `mp send-to ID TEXT`, `mp close`
 //!
@@ -17,7 +20,9 @@
 //! `ws big bad ...`, `ws closed code=C reason=R error=E`, `ws buffered N`, `ws churn done N`,
 //! `ok`, and
 //! `error COMMAND: WHY` when a call returns an error; `mp connected id=N`, `mp + ID`,
-//! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`.
+//! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`;
+//! `lobby id N`, `lobby name NAME`, `lobby + ID`, `lobby - ID`, `lobby packet FROM MODE TEXT`;
+//! `rtc churn done N`.
 //!
 //! Native builds compile to nothing, so the workspace builds and tests as before.
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]

@@ -48,6 +48,8 @@ pub struct Harness {
     hold: bool,
     /// `ws churn`: connections still to make, the URL, and the one in progress.
     churn: Option<Churn>,
+    /// `rtc churn`: peer connections still to make, and the one in progress.
+    rtc_churn: Option<RtcChurn>,
     out: Vec<String>,
 }
 
@@ -69,6 +71,7 @@ impl Harness {
             state: ReadyState::Closed,
             hold: false,
             churn: None,
+            rtc_churn: None,
             out: Vec::new(),
         }
     }
@@ -90,6 +93,20 @@ impl Harness {
             match result {
                 Ok(()) => self.out.push("ok".to_string()),
                 Err(e) => self.out.push(format!("error {verb}: {e}")),
+            }
+            return;
+        }
+        if part == "rtc" && verb == "churn" {
+            match rest.parse::<usize>() {
+                Ok(left) => {
+                    self.rtc_churn = Some(RtcChurn {
+                        left,
+                        done: 0,
+                        current: None,
+                    });
+                    self.out.push("ok".to_string());
+                }
+                Err(e) => self.out.push(format!("error churn: {e}")),
             }
             return;
         }
@@ -160,6 +177,7 @@ impl Harness {
         self.poll_multiplayer();
         self.poll_lobby();
         self.poll_churn();
+        self.poll_rtc_churn();
         if let Some(ws) = self.ws.as_mut() {
             ws.poll();
             let state = ws.ready_state();
@@ -206,7 +224,58 @@ struct Churn {
     current: Option<WebSocketPeer>,
 }
 
+/// `rtc churn N`: N peer connections, one after the other, each with a negotiated and an
+/// in-band channel, dropped once its offer is out (the drop/leak check).
+struct RtcChurn {
+    left: usize,
+    done: usize,
+    current: Option<netplay::rtc::PeerConnection>,
+}
+
 impl Harness {
+    /// Moves the WebRTC churn on: `rtc churn done N` at the end, `rtc churn failed ...` if a
+    /// connection cannot be made or gives no offer.
+    fn poll_rtc_churn(&mut self) {
+        use netplay::rtc::{DataChannelOptions, Event, PeerConnection};
+        let Some(churn) = self.rtc_churn.as_mut() else {
+            return;
+        };
+        if let Some(pc) = churn.current.as_mut() {
+            pc.poll();
+            let mut offered = false;
+            while let Some(event) = pc.poll_event() {
+                offered |= matches!(event, Event::SessionDescriptionCreated { .. });
+            }
+            if !offered {
+                return;
+            }
+            churn.current = None;
+            churn.done += 1;
+        }
+        if churn.left == 0 {
+            self.out.push(format!("rtc churn done {}", churn.done));
+            self.rtc_churn = None;
+            return;
+        }
+        let made = PeerConnection::new(PeerConfig::default()).and_then(|mut pc| {
+            pc.create_data_channel("negotiated", DataChannelOptions::negotiated(1))?;
+            pc.create_data_channel("in-band", DataChannelOptions::default())?;
+            pc.create_offer()?;
+            Ok(pc)
+        });
+        match made {
+            Ok(pc) => {
+                churn.left -= 1;
+                churn.current = Some(pc);
+            }
+            Err(e) => {
+                self.out
+                    .push(format!("rtc churn failed after {}: {e}", churn.done));
+                self.rtc_churn = None;
+            }
+        }
+    }
+
     /// Moves the churn on: reports `ws churn done N` at the end, `ws churn failed ...` if a
     /// connection does not open.
     fn poll_churn(&mut self) {
