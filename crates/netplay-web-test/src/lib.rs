@@ -11,6 +11,9 @@
 //! * `ws close CODE [REASON]`, `ws buffered`, `ws drop`, `ws hold on|off` (stop or go on
 //!   reading received messages), `ws churn N URL` (N connections opened and dropped)
 //! * `rtc churn N` (N peer connections made, offered and dropped)
+//! * `rtc start offer|answer CHANNELS` (a peer for `netplay rtc-echo`: `CHANNELS` is the
+//!   `channels` line of docs/PROTOCOL.md), `rtc line JSON` (a line from the other side),
+//!   `rtc send LABEL text|binary DATA` (binary as hex, `-` for empty)
 //! * `lobby join URL [NAME] [server]`, `lobby send TEXT`, `lobby send-unreliable TEXT`,
 //!   `lobby leave` (a `Lobby` under `SceneMultiplayer`)
 //! * `mp connect URL` (a `WebSocketMultiplayerPeer` client under `SceneMultiplayer`),
@@ -22,11 +25,14 @@
 //! `error COMMAND: WHY` when a call returns an error; `mp connected id=N`, `mp + ID`,
 //! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`;
 //! `lobby id N`, `lobby name NAME`, `lobby + ID`, `lobby - ID`, `lobby packet FROM MODE TEXT`;
-//! `rtc churn done N`.
+//! `rtc churn done N`; `rtc out JSON` (a line for the other side), `rtc open LABEL`,
+//! `rtc msg LABEL text|binary DATA`, `rtc state STATE`.
 //!
 //! Native builds compile to nothing, so the workspace builds and tests as before.
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
 
+#[cfg(target_arch = "wasm32")]
+mod echo_peer;
 #[cfg(target_arch = "wasm32")]
 mod web;
 

@@ -50,6 +50,8 @@ pub struct Harness {
     churn: Option<Churn>,
     /// `rtc churn`: peer connections still to make, and the one in progress.
     rtc_churn: Option<RtcChurn>,
+    /// `rtc start`: a peer for `netplay rtc-echo`.
+    echo: Option<crate::echo_peer::EchoSession>,
     out: Vec<String>,
 }
 
@@ -72,6 +74,7 @@ impl Harness {
             hold: false,
             churn: None,
             rtc_churn: None,
+            echo: None,
             out: Vec::new(),
         }
     }
@@ -90,6 +93,14 @@ impl Harness {
             } else {
                 self.lobby(verb, rest)
             };
+            match result {
+                Ok(()) => self.out.push("ok".to_string()),
+                Err(e) => self.out.push(format!("error {verb}: {e}")),
+            }
+            return;
+        }
+        if part == "rtc" && verb != "churn" {
+            let result = self.rtc(verb, rest);
             match result {
                 Ok(()) => self.out.push("ok".to_string()),
                 Err(e) => self.out.push(format!("error {verb}: {e}")),
@@ -178,6 +189,9 @@ impl Harness {
         self.poll_lobby();
         self.poll_churn();
         self.poll_rtc_churn();
+        if let Some(echo) = self.echo.as_mut() {
+            echo.poll(&mut self.out, hex);
+        }
         if let Some(ws) = self.ws.as_mut() {
             ws.poll();
             let state = ws.ready_state();
@@ -233,6 +247,33 @@ struct RtcChurn {
 }
 
 impl Harness {
+    /// `rtc start offer|answer CHANNELS`, `rtc line JSON`, `rtc send LABEL text|binary DATA`.
+    fn rtc(&mut self, verb: &str, rest: &str) -> Result<(), String> {
+        use crate::echo_peer::EchoSession;
+        match verb {
+            "start" => {
+                let (role, channels) = rest.split_once(' ').unwrap_or((rest, ""));
+                self.echo = Some(EchoSession::start(role == "offer", channels)?);
+                Ok(())
+            }
+            "line" => self.echo.as_mut().ok_or("no session")?.line(rest),
+            "send" => {
+                let mut w = rest.splitn(3, ' ');
+                let (Some(label), Some(kind)) = (w.next(), w.next()) else {
+                    return Err("rtc send LABEL text|binary DATA".into());
+                };
+                let data = w.next().unwrap_or("");
+                let echo = self.echo.as_mut().ok_or("no session")?;
+                if kind == "text" {
+                    echo.send(label, data.as_bytes(), true)
+                } else {
+                    echo.send(label, &unhex(data).ok_or("not hex")?, false)
+                }
+            }
+            _ => Err("unknown verb".into()),
+        }
+    }
+
     /// Moves the WebRTC churn on: `rtc churn done N` at the end, `rtc churn failed ...` if a
     /// connection cannot be made or gives no offer.
     fn poll_rtc_churn(&mut self) {

@@ -408,6 +408,12 @@ impl Service {
         }
     }
 
+    /// The next line of the watched stream, waiting at most `timeout`; `None` when none came
+    /// (or the process ended).
+    pub(crate) fn try_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
     /// Writes one line to the process's stdin.
     pub(crate) fn write_line(&mut self, line: &str) {
         use std::io::Write as _;

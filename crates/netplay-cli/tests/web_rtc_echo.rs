@@ -1,0 +1,168 @@
+//! netplay's `PeerConnection` in the browser (wasm32, over Chromium's `RTCPeerConnection`)
+//! against the native `netplay rtc-echo`, in both offer directions: every channel kind of
+//! docs/PROTOCOL.md's plan (reliable; unordered with a sub-protocol; unordered without
+//! retransmissions; with a packet lifetime; negotiated ordered and unordered) opens with its
+//! parameters on the browser side, and text, binary and empty messages come back on each.
+//!
+//! Chromium gathers no loopback candidates, so the page server, the browser and `rtc-echo`
+//! run inside one network namespace made by the test (`tests/interop/netns.sh`), where
+//! 10.77.0.1 is the only address besides loopback; no traffic leaves it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{netplay_bin, node_dir, web_test_dir, Netns, Service, STARTUP_TIMEOUT};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const CHANNELS: &str = concat!(
+    r#"{"type":"channels","channels":["#,
+    r#"{"label":"reliable"},"#,
+    r#"{"label":"unordered","ordered":false,"protocol":"chat"},"#,
+    r#"{"label":"rexmit0","ordered":false,"maxRetransmits":0},"#,
+    r#"{"label":"lifetime","ordered":false,"maxPacketLifeTime":3000},"#,
+    r#"{"label":"negotiated","negotiated":true,"id":100},"#,
+    r#"{"label":"negotiated-unordered","ordered":false,"negotiated":true,"id":101}]}"#
+);
+
+/// What the browser side must report when each channel opens.
+const OPENS: [&str; 6] = [
+    "reliable ordered=true negotiated=false",
+    "unordered ordered=false negotiated=false",
+    "rexmit0 ordered=false negotiated=false",
+    "lifetime ordered=false negotiated=false",
+    "negotiated ordered=true negotiated=true id=Some(100)",
+    "negotiated-unordered ordered=false negotiated=true id=Some(101)",
+];
+
+fn run(browser_offers: bool) {
+    let ns = Netns::up("webrtc");
+    let mut cmd = Command::new(netplay_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
+        .arg(web_test_dir());
+    let mut pages = Service::spawn("netplay serve (pages)", &mut ns.wrap(cmd), false);
+    let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
+        line.strip_prefix("listening on ws://127.0.0.1:")?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    let mut cmd = Command::new(netplay_bin());
+    cmd.args([
+        "rtc-echo",
+        if browser_offers {
+            "--answer"
+        } else {
+            "--offer"
+        },
+        "--host-ip",
+        "10.77.0.1",
+        "--log-level",
+        "warn",
+    ]);
+    let mut echo = Service::spawn("netplay rtc-echo", &mut ns.wrap(cmd), false);
+    let mut cmd = Command::new("node");
+    cmd.arg(node_dir().join("wasm_page.js"))
+        .args(["--base", &format!("http://127.0.0.1:{port}")]);
+    let mut browser = Service::spawn("wasm_page.js", &mut ns.wrap(cmd), false);
+    browser.wait_for_line(WAIT, "ready", |l| (l == "ready").then_some(()));
+    browser.write_line("open 1");
+    browser.wait_for_line(WAIT, "tab 1 ready", |l| (l == "tab 1 ready").then_some(()));
+
+    echo.write_line(CHANNELS);
+    let role = if browser_offers { "offer" } else { "answer" };
+    browser.write_line(&format!("cmd 1 rtc start {role} {CHANNELS}"));
+
+    // Relay the lines both ways; once every channel is open, send on each.
+    let labels: Vec<&str> = OPENS.iter().map(|o| o.split(' ').next().unwrap()).collect();
+    let mut opened: Vec<String> = Vec::new();
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    let mut got: BTreeSet<String> = BTreeSet::new();
+    let mut sent = false;
+    let deadline = Instant::now() + WAIT;
+    while !sent || !expected.is_subset(&got) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: opened {opened:?}, missing {:?}\nbrowser:\n{}\nrtc-echo:\n{}",
+            expected.difference(&got).collect::<Vec<_>>(),
+            browser.log(),
+            echo.log()
+        );
+        while let Some(line) = echo.try_line(Duration::from_millis(1)) {
+            browser.write_line(&format!("cmd 1 rtc line {line}"));
+        }
+        while let Some(line) = browser.try_line(Duration::from_millis(5)) {
+            let Some(rest) = line.strip_prefix("tab 1 ") else {
+                continue;
+            };
+            if let Some(out) = rest.strip_prefix("rtc out ") {
+                echo.write_line(out);
+            } else if let Some(open) = rest.strip_prefix("rtc open ") {
+                opened.push(open.to_string());
+            } else if rest.starts_with("rtc msg ") {
+                got.insert(rest.to_string());
+            } else if rest.starts_with("error ") || rest.starts_with("pageerror") {
+                panic!("the page says: {rest}\n{}", browser.log());
+            }
+        }
+        if !sent
+            && labels
+                .iter()
+                .all(|l| opened.iter().any(|o| o.split(' ').next() == Some(l)))
+        {
+            for label in &labels {
+                browser.write_line(&format!("cmd 1 rtc send {label} text héllo {label}"));
+                browser.write_line(&format!("cmd 1 rtc send {label} binary 00ff7f80"));
+                browser.write_line(&format!("cmd 1 rtc send {label} binary -"));
+                expected.insert(format!("rtc msg {label} text héllo {label}"));
+                expected.insert(format!("rtc msg {label} binary 00ff7f80"));
+                expected.insert(format!("rtc msg {label} binary -"));
+            }
+            sent = true;
+        }
+    }
+    for want in OPENS {
+        let label = want.split(' ').next().unwrap();
+        let open = opened
+            .iter()
+            .find(|o| o.split(' ').next() == Some(label))
+            .unwrap();
+        for part in want.split(' ').skip(1) {
+            assert!(open.contains(part), "{label}: {open} lacks {part}");
+        }
+    }
+    let rexmit = opened.iter().find(|o| o.starts_with("rexmit0 ")).unwrap();
+    assert!(rexmit.contains("max_retransmits=Some(0)"), "{rexmit}");
+    let lifetime = opened.iter().find(|o| o.starts_with("lifetime ")).unwrap();
+    assert!(
+        lifetime.contains("max_packet_life_time=Some(3000)"),
+        "{lifetime}"
+    );
+    let unordered = opened.iter().find(|o| o.starts_with("unordered ")).unwrap();
+    assert!(unordered.ends_with("protocol=chat"), "{unordered}");
+
+    echo.write_line(r#"{"type":"bye"}"#);
+    let status = echo.guard.wait_timeout(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "rtc-echo: {status:?}\n{}",
+        echo.log()
+    );
+    drop(browser);
+    drop(pages);
+    drop(ns);
+}
+
+#[test]
+fn a_browser_offer_to_rtc_echo_opens_every_channel_kind_and_echoes() {
+    run(true);
+}
+
+#[test]
+fn a_browser_answer_to_rtc_echo_opens_every_channel_kind_and_echoes() {
+    run(false);
+}

@@ -1,0 +1,182 @@
+//! The harness's WebRTC peer for `netplay rtc-echo`: it speaks the JSON lines of
+//! docs/PROTOCOL.md (`channels`, `offer`, `answer`, `candidate`), creates the channels the
+//! way that document says (negotiated ones on both sides, in-band ones by the offerer), and
+//! reports what opens and what comes back.
+
+use std::collections::BTreeMap;
+
+use netplay::rtc::{
+    ChannelId, ConnectionState, DataChannelOptions, Event, GatheringState, PeerConfig,
+    PeerConnection, SdpKind,
+};
+use serde_json::{json, Value};
+
+/// One connection to an echo peer.
+pub(crate) struct EchoSession {
+    pc: PeerConnection,
+    labels: BTreeMap<ChannelId, String>,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+impl EchoSession {
+    /// `offer`: this side opens the in-band channels and writes the offer.
+    pub(crate) fn start(offer: bool, channels: &str) -> Result<EchoSession, String> {
+        let list: Value = serde_json::from_str(channels).map_err(|e| e.to_string())?;
+        let list = list
+            .get("channels")
+            .and_then(Value::as_array)
+            .ok_or("no channels array")?
+            .clone();
+        let mut pc = PeerConnection::new(PeerConfig::default()).map_err(|e| e.to_string())?;
+        let mut labels = BTreeMap::new();
+        for c in &list {
+            let label = text(c, "label").ok_or("a channel without a label")?;
+            let negotiated = c
+                .get("negotiated")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !negotiated && !offer {
+                continue;
+            }
+            let number = |key: &str| {
+                c.get(key)
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok())
+            };
+            let options = DataChannelOptions {
+                negotiated_id: if negotiated { number("id") } else { None },
+                ordered: c.get("ordered").and_then(Value::as_bool).unwrap_or(true),
+                max_retransmits: number("maxRetransmits"),
+                max_packet_life_time: number("maxPacketLifeTime"),
+                protocol: text(c, "protocol").unwrap_or_default(),
+            };
+            let id = pc
+                .create_data_channel(&label, options)
+                .map_err(|e| e.to_string())?;
+            labels.insert(id, label);
+        }
+        if offer {
+            pc.create_offer().map_err(|e| e.to_string())?;
+        }
+        Ok(EchoSession { pc, labels })
+    }
+
+    /// A line from the other side.
+    pub(crate) fn line(&mut self, line: &str) -> Result<(), String> {
+        let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let result = match v.get("type").and_then(Value::as_str) {
+            Some("offer") => self
+                .pc
+                .set_remote_description(SdpKind::Offer, &text(&v, "sdp").unwrap_or_default()),
+            Some("answer") => self
+                .pc
+                .set_remote_description(SdpKind::Answer, &text(&v, "sdp").unwrap_or_default()),
+            Some("candidate") => {
+                let mid = text(&v, "mid").unwrap_or_else(|| "0".into());
+                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let candidate = text(&v, "candidate").unwrap_or_default();
+                self.pc.add_ice_candidate(&mid, index, &candidate)
+            }
+            _ => Ok(()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Sends on the channel labelled `label`.
+    pub(crate) fn send(&mut self, label: &str, data: &[u8], text: bool) -> Result<(), String> {
+        let id = self
+            .labels
+            .iter()
+            .find(|(_, l)| l.as_str() == label)
+            .map(|(id, _)| *id)
+            .ok_or("no such channel")?;
+        let mut channel = self.pc.channel(id).ok_or("the channel is gone")?;
+        let result = if text {
+            channel.send_text(std::str::from_utf8(data).map_err(|e| e.to_string())?)
+        } else {
+            channel.send_binary(data)
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Polls and reports: lines for the other side, opened channels, messages, states.
+    pub(crate) fn poll(&mut self, out: &mut Vec<String>, hex: impl Fn(&[u8]) -> String) {
+        self.pc.poll();
+        while let Some(event) = self.pc.poll_event() {
+            match event {
+                Event::SessionDescriptionCreated { kind, sdp } => {
+                    let _ = self.pc.set_local_description(kind, &sdp);
+                    let kind = if kind == SdpKind::Offer {
+                        "offer"
+                    } else {
+                        "answer"
+                    };
+                    out.push(format!("rtc out {}", json!({"type": kind, "sdp": sdp})));
+                }
+                Event::IceCandidateCreated {
+                    mid,
+                    index,
+                    candidate,
+                } => out.push(format!(
+                    "rtc out {}",
+                    json!({"type": "candidate", "mid": mid, "index": index, "candidate": candidate})
+                )),
+                Event::GatheringStateChanged(GatheringState::Complete) => out.push(format!(
+                    "rtc out {}",
+                    json!({"type": "candidate", "mid": "0", "index": 0, "candidate": ""})
+                )),
+                Event::DataChannelReceived(id) => {
+                    if let Some(ch) = self.pc.channel(id) {
+                        self.labels.insert(id, ch.label().to_string());
+                    }
+                }
+                Event::DataChannelOpen(id) => {
+                    if let Some(ch) = self.pc.channel(id) {
+                        out.push(format!(
+                            "rtc open {} ordered={} negotiated={} id={:?} max_retransmits={:?} max_packet_life_time={:?} protocol={}",
+                            ch.label(),
+                            ch.is_ordered(),
+                            ch.is_negotiated(),
+                            ch.id(),
+                            ch.max_retransmits(),
+                            ch.max_packet_life_time(),
+                            ch.protocol()
+                        ));
+                    }
+                }
+                Event::ConnectionStateChanged(state) => {
+                    let name = match state {
+                        ConnectionState::New => "new",
+                        ConnectionState::Connecting => "connecting",
+                        ConnectionState::Connected => "connected",
+                        ConnectionState::Disconnected => "disconnected",
+                        ConnectionState::Failed => "failed",
+                        ConnectionState::Closed => "closed",
+                    };
+                    out.push(format!("rtc state {name}"));
+                }
+                _ => {}
+            }
+        }
+        let ids: Vec<ChannelId> = self.labels.keys().copied().collect();
+        for id in ids {
+            let Some(mut ch) = self.pc.channel(id) else {
+                continue;
+            };
+            while let Some(data) = ch.get_packet() {
+                let label = ch.label().to_string();
+                if ch.was_string_packet() {
+                    out.push(format!(
+                        "rtc msg {label} text {}",
+                        String::from_utf8_lossy(&data)
+                    ));
+                } else {
+                    out.push(format!("rtc msg {label} binary {}", hex(&data)));
+                }
+            }
+        }
+    }
+}
