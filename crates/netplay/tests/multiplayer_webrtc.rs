@@ -276,3 +276,39 @@ fn a_peer_that_leaves_is_reported_gone_everywhere_and_a_forced_removal_is_silent
     }
     assert!(peers[0].poll_event().is_none());
 }
+
+/// Godot's peers send a packet when `put_packet` is called; netplay's do too: once connected,
+/// the sender is never polled again and the receiver still gets every packet, on the reliable
+/// and the unreliable channel.
+#[test]
+fn put_packet_sends_at_once_without_waiting_for_the_senders_next_poll() {
+    let mut peers = mesh(&[1, 2], &[]);
+    link(&mut peers, &[(0, 1)]);
+    let mut events = vec![Vec::new(); 2];
+    let mut packets = vec![Vec::new(); 2];
+    run(&mut peers, &mut events, &mut packets, |_, e, _| {
+        e.iter().all(|e| !e.is_empty())
+    });
+    let (sender, receiver) = peers.split_at_mut(1);
+    let (sender, receiver) = (&mut sender[0], &mut receiver[0]);
+    sender.set_target_peer(2);
+    for (i, mode) in [TransferMode::Reliable, TransferMode::Unreliable]
+        .into_iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        sender.set_transfer_mode(mode);
+        sender.put_packet(&[i as u8; 20]).unwrap();
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 10 {
+        assert!(Instant::now() < deadline, "received only {got:?}");
+        receiver.poll();
+        got.extend(std::iter::from_fn(|| receiver.get_packet()).map(|p| p.data[0]));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..10).collect::<Vec<u8>>());
+}

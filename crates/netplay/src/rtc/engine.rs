@@ -485,6 +485,19 @@ impl Engine {
         self.check_timers(now);
     }
 
+    /// Packs what the channels were given since the last [`handle_timeout`](Self::handle_timeout)
+    /// into datagrams, for [`poll_transmit`](Self::poll_transmit), without running the
+    /// timers or ICE: a driver's "send now" after a burst of messages.
+    pub fn send_queued(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.is_finished() || !self.established {
+            return;
+        }
+        self.transport.send_acks(self.now);
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must run next at the latest. The ICE
     /// agent's checks and consent run on every call, so a driver that waits longer than
     /// this delays them.

@@ -379,9 +379,15 @@ impl NativePeer {
         }
     }
 
+    /// `PeerConnection::flush`: packs what the channels were given and sends it now.
+    pub(crate) fn send_now(&mut self) {
+        self.engine.send_queued(Instant::now());
+        self.flush();
+    }
+
     /// Sends the engine's datagrams, through a TURN relay where the path is relayed, less
     /// those a source drops (a test impairment), then what the sources queued.
-    pub(crate) fn flush(&mut self) {
+    fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             if self
                 .sources

@@ -230,7 +230,7 @@ impl PeerConnection {
     /// until the next poll (`WebRtcMultiplayerPeer::put_packet` does). In a browser, messages
     /// leave at once anyway.
     pub fn flush(&mut self) {
-        self.inner.flush()
+        self.inner.send_now()
     }
 
     /// When [`poll`](Self::poll) must run next at the latest for the connection's timers;

@@ -681,17 +681,8 @@ impl WebPeer {
         if self.closed {
             return;
         }
-        self.closed = true;
         // A browser fires no events for its own close: they are told here.
-        for (&id, entry) in self.channels.iter_mut() {
-            if entry.state != ReadyState::Closed {
-                entry.state = ReadyState::Closed;
-                self.events.push_back(Event::DataChannelClosed(id));
-            }
-            entry.js = None;
-        }
-        self.js = None;
-        self.set_signaling(SignalingState::Closed);
+        self.close_keep_state();
         self.set_connection(ConnectionState::Closed);
     }
 
@@ -870,7 +861,7 @@ impl WebPeer {
     }
 
     /// The browser sends every message at once: nothing waits here.
-    pub(crate) fn flush(&mut self) {}
+    pub(crate) fn send_now(&mut self) {}
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
