@@ -1,17 +1,26 @@
-//! Lobby mesh benchmark: N netplay peers in one WebRTC mesh (`multiplayer::Lobby` over an
-//! in-process signaling), each broadcasting position updates on the unreliable channel and a
-//! chat line on the reliable one, as a game does.
+//! Lobby mesh benchmark: N netplay peers in one WebRTC mesh (`multiplayer::Lobby`), each
+//! broadcasting position updates on the unreliable channel and a chat line on the reliable one,
+//! as a game does. `mesh-matchbox` runs the same with matchbox_socket.
 //!
 //! ```text
-//! mesh-bench [--peers N] [--seconds T] [--rate HZ] [--size BYTES]
+//! mesh-bench [--peers N] [--seconds T] [--rate HZ] [--size BYTES] [--url WS_URL]
+//!            [--gather loopback|all] [--flush]
 //! ```
 //!
 //! Defaults: 4 peers, 10 s, 60 updates per second of 100 bytes per peer, one chat line per
-//! second per peer. All peers run in one thread that polls every peer, then sleeps 1 ms (a
-//! 1 kHz loop; a game polling once per 16 ms frame adds up to a frame to every latency).
+//! second per peer. The signaling is in-process (`LocalSignaling`), or a `netplay serve` at
+//! `--url` (the first peer creates a mesh lobby, the others join it). `--gather loopback` (the
+//! default) gathers candidates on 127.0.0.1 only (`PeerConfig::loopback()`); `--gather all`
+//! uses `PeerConfig::default()`, every interface but loopback, as an application does.
+//! All peers run in one thread that polls every peer, then sleeps 1 ms (a 1 kHz loop; a game
+//! polling once per 16 ms frame adds up to a frame to every latency). A message put leaves on
+//! the sender's next poll, so it waits for the next round; `--flush` polls a peer once more
+//! right after its sends, as a game that flushes at the end of its frame does. The measured
+//! window starts once every peer has N-1 peers connected.
 //! Prints one line: `MESH peers=N updates_sent=... delivery=... p50_ms=... p99_ms=...
 //! chat_delivery=... cpu_per_peer=...` (latency from the send call to the receiving poll,
-//! one clock; CPU as the share of one core per peer over the measured window).
+//! one clock; CPU as the process's CPU time over the measured window, every thread, as a
+//! share of one core, divided by N).
 
 use std::time::{Duration, Instant};
 
@@ -20,12 +29,17 @@ use netplay::multiplayer::{
 };
 use netplay::rtc::PeerConfig;
 use netplay::signal::LocalSignaling;
+use netplay_bench::mesh::{Tally, UPDATE};
+use netplay_bench::process_cpu_seconds;
 
 struct Args {
     peers: usize,
     seconds: f64,
     rate: f64,
     size: usize,
+    url: Option<String>,
+    gather_all: bool,
+    flush: bool,
 }
 
 fn args() -> Args {
@@ -34,56 +48,72 @@ fn args() -> Args {
         seconds: 10.0,
         rate: 60.0,
         size: 100,
+        url: None,
+        gather_all: false,
+        flush: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--flush" {
+            a.flush = true;
+            continue;
+        }
         let v = it.next().unwrap_or_default();
         match k.as_str() {
             "--peers" => a.peers = v.parse().expect("--peers N"),
             "--seconds" => a.seconds = v.parse().expect("--seconds T"),
             "--rate" => a.rate = v.parse().expect("--rate HZ"),
             "--size" => a.size = v.parse().expect("--size BYTES"),
+            "--url" => a.url = Some(v),
+            "--gather" => {
+                a.gather_all = match v.as_str() {
+                    "all" => true,
+                    "loopback" => false,
+                    _ => panic!("--gather loopback|all"),
+                }
+            }
             other => panic!("unknown option {other}"),
         }
     }
-    assert!(a.peers >= 2 && a.size >= 13);
+    assert!(a.peers >= 2 && a.size >= 9);
     a
-}
-
-/// CPU time of this thread, from `/proc/thread-self/schedstat` (nanoseconds).
-fn thread_cpu() -> f64 {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    s.split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(0.0, |ns| ns as f64 / 1e9)
 }
 
 fn main() {
     let a = args();
-    let signaling = LocalSignaling::new();
-    let mut peers = vec![Lobby::local(
-        &signaling,
-        "",
-        LobbyMode::Mesh,
-        PeerConfig::loopback(),
-    )];
-    let name = loop {
-        peers[0].poll();
-        if let Some(LobbyEvent::Joined { lobby }) = peers[0].poll_lobby_event() {
-            break lobby;
+    let config = || {
+        if a.gather_all {
+            PeerConfig::default()
+        } else {
+            PeerConfig::loopback()
         }
     };
+    let signaling = LocalSignaling::new();
+    let join = |lobby: &str| match &a.url {
+        Some(url) => Lobby::connect(url, lobby, LobbyMode::Mesh, config())
+            .unwrap_or_else(|e| panic!("cannot reach the signaling server at {url}: {e}")),
+        None => Lobby::local(&signaling, lobby, LobbyMode::Mesh, config()),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peers = vec![join("")];
+    let name = 'joined: loop {
+        assert!(Instant::now() < deadline, "no lobby was created");
+        peers[0].poll();
+        while let Some(e) = peers[0].poll_lobby_event() {
+            match e {
+                LobbyEvent::Joined { lobby } => break 'joined lobby,
+                LobbyEvent::SignalingClosed { code, reason } => {
+                    panic!("the signaling server closed: {code} {reason}")
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     for _ in 1..a.peers {
-        peers.push(Lobby::local(
-            &signaling,
-            &name,
-            LobbyMode::Mesh,
-            PeerConfig::loopback(),
-        ));
+        peers.push(join(&name));
     }
     let mut connected = vec![0usize; a.peers];
-    let deadline = Instant::now() + Duration::from_secs(60);
     while connected.iter().any(|&c| c < a.peers - 1) {
         assert!(
             Instant::now() < deadline,
@@ -96,91 +126,71 @@ fn main() {
                     connected[i] += 1;
                 }
             }
+            while let Some(e) = p.poll_lobby_event() {
+                if let LobbyEvent::Error(e) = e {
+                    eprintln!("lobby error: {e}");
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     eprintln!("mesh of {} formed", a.peers);
 
-    let epoch = Instant::now();
+    let mut tally = Tally::start(a.seconds);
+    let epoch = tally.epoch();
     let interval = Duration::from_secs_f64(1.0 / a.rate);
     let mut next_update = vec![epoch; a.peers];
     let mut next_chat = vec![epoch; a.peers];
-    let mut latencies: Vec<f64> = Vec::new();
-    let (mut updates_sent, mut updates_got, mut chats_sent, mut chats_got) =
-        (0u64, 0u64, 0u64, 0u64);
     let mut payload = vec![0u8; a.size];
-    let cpu0 = thread_cpu();
+    let cpu0 = process_cpu_seconds();
     let end = epoch + Duration::from_secs_f64(a.seconds);
-    // Messages sent in the last 100 ms may still be in flight at the end: they are not counted.
-    let count_until = end - Duration::from_millis(100);
     while Instant::now() < end {
         let now = Instant::now();
         for (i, p) in peers.iter_mut().enumerate() {
             p.poll();
             while p.poll_event().is_some() {}
+            while p.poll_lobby_event().is_some() {}
             while let Some(packet) = p.get_packet() {
-                let Some(sent_ns) = packet
-                    .data
-                    .get(1..9)
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                else {
-                    continue;
-                };
-                let sent = epoch + Duration::from_nanos(sent_ns);
-                if sent > count_until {
-                    continue;
-                }
-                if packet.data[0] == b'U' {
-                    updates_got += 1;
-                    latencies.push(Instant::now().duration_since(sent).as_secs_f64() * 1e3);
-                } else {
-                    chats_got += 1;
-                }
+                tally.received(&packet.data);
             }
+            let mut sent = false;
             if now >= next_update[i] {
                 next_update[i] += interval;
-                payload[0] = b'U';
-                payload[1..9].copy_from_slice(&(now - epoch).as_nanos().to_le_bytes()[..8]);
+                sent = true;
+                tally.stamp(&mut payload, UPDATE, now);
                 p.set_target_peer(0);
                 p.set_transfer_mode(TransferMode::Unreliable);
-                if p.put_packet(&payload).is_ok() && now <= count_until {
-                    updates_sent += 1;
+                if p.put_packet(&payload).is_ok() {
+                    tally.sent(UPDATE, now);
                 }
             }
             if now >= next_chat[i] {
                 next_chat[i] += Duration::from_secs(1);
-                let mut chat = vec![b'C'];
-                chat.extend_from_slice(&(now - epoch).as_nanos().to_le_bytes()[..8]);
-                chat.extend_from_slice(b"hello everyone");
+                sent = true;
+                let chat = tally.chat_line(now);
                 p.set_transfer_mode(TransferMode::Reliable);
-                if p.put_packet(&chat).is_ok() && now <= count_until {
-                    chats_sent += 1;
+                if p.put_packet(&chat).is_ok() {
+                    tally.sent(chat[0], now);
                 }
+            }
+            if sent && a.flush {
+                p.poll();
             }
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let cpu = thread_cpu() - cpu0;
-    latencies.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    let pct = |q: f64| {
-        if latencies.is_empty() {
-            f64::NAN
-        } else {
-            latencies[((latencies.len() - 1) as f64 * q).round() as usize]
-        }
-    };
-    let others = (a.peers - 1) as f64;
-    println!(
-        "MESH peers={} seconds={} rate={} size={} updates_sent={} delivery={:.4} p50_ms={:.3} p99_ms={:.3} chat_delivery={:.4} cpu_per_peer={:.4}",
+    let cpu = process_cpu_seconds() - cpu0;
+    let signaling = if a.url.is_some() { "server" } else { "local" };
+    let gather = if a.gather_all { "all" } else { "loopback" };
+    tally.print(
         a.peers,
         a.seconds,
         a.rate,
         a.size,
-        updates_sent,
-        updates_got as f64 / (updates_sent as f64 * others),
-        pct(0.5),
-        pct(0.99),
-        chats_got as f64 / (chats_sent as f64 * others),
-        cpu / a.seconds / a.peers as f64
+        cpu,
+        &format!(
+            "impl=netplay signaling={signaling} gather={gather} flush={}",
+            a.flush
+        ),
     );
 }

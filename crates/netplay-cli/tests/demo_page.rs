@@ -15,7 +15,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{netplay_bin, node_dir, workspace_root, Lines, Netns, Service, STARTUP_TIMEOUT};
+use common::{netplay_bin, workspace_root, Lines, Netns, Service};
 
 /// How long a lobby may take to form or a line to arrive (browser start included).
 const WAIT: Duration = Duration::from_secs(30);
@@ -34,21 +34,8 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let ns = Netns::up("demo");
-        let mut cmd = Command::new(netplay_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--seed", "11"]);
-        let mut server = Service::spawn("netplay serve", &mut ns.wrap(cmd), false);
-        let port = server.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
-            let rest = line.strip_prefix("listening on ws://127.0.0.1:")?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        });
-        let mut cmd = Command::new("node");
-        cmd.arg(node_dir().join("demo_page.js"))
-            .args(["--base", &format!("http://127.0.0.1:{port}")]);
-        let mut browser = Lines::new(Service::spawn("demo_page.js", &mut ns.wrap(cmd), false));
-        browser.wait_exact(WAIT, "ready");
+        let (server, port, browser) =
+            common::web::serve_and_drive(Some(&ns), &["--seed", "11"], "demo_page.js");
         Setup {
             browser,
             _server: server,

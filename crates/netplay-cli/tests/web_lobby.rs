@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{netplay_bin, node_dir, web_test_dir, Lines, Netns, Service, STARTUP_TIMEOUT};
+use common::{netplay_bin, Lines, Netns, Service};
 
 /// How long a lobby may take to form or a line to arrive (browser start included).
 const WAIT: Duration = Duration::from_secs(40);
@@ -33,29 +33,7 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let ns = Netns::up("weblobby");
-        let mut cmd = Command::new(netplay_bin());
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            "3",
-            "--static",
-        ])
-        .arg(web_test_dir());
-        let mut server = Service::spawn("netplay serve", &mut ns.wrap(cmd), false);
-        let port: u16 = server.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
-            line.strip_prefix("listening on ws://127.0.0.1:")?
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        });
-        let mut cmd = Command::new("node");
-        cmd.arg(node_dir().join("wasm_page.js"))
-            .args(["--base", &format!("http://127.0.0.1:{port}")]);
-        let mut browser = Lines::new(Service::spawn("wasm_page.js", &mut ns.wrap(cmd), false));
-        browser.wait_exact(WAIT, "ready");
+        let (server, port, browser) = common::web::harness_pages(Some(&ns));
         Setup {
             browser,
             chats: Vec::new(),

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{netplay_bin, node_dir, web_test_dir, Netns, Service, STARTUP_TIMEOUT};
+use common::{netplay_bin, Netns, Service};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -40,17 +40,7 @@ const OPENS: [&str; 6] = [
 
 fn run(browser_offers: bool) {
     let ns = Netns::up("webrtc");
-    let mut cmd = Command::new(netplay_bin());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
-        .arg(web_test_dir());
-    let mut pages = Service::spawn("netplay serve (pages)", &mut ns.wrap(cmd), false);
-    let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
-        line.strip_prefix("listening on ws://127.0.0.1:")?
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    });
+    let (pages, _, mut browser) = common::web::harness_pages(Some(&ns));
     let mut cmd = Command::new(netplay_bin());
     cmd.args([
         "rtc-echo",
@@ -65,13 +55,8 @@ fn run(browser_offers: bool) {
         "warn",
     ]);
     let mut echo = Service::spawn("netplay rtc-echo", &mut ns.wrap(cmd), false);
-    let mut cmd = Command::new("node");
-    cmd.arg(node_dir().join("wasm_page.js"))
-        .args(["--base", &format!("http://127.0.0.1:{port}")]);
-    let mut browser = Service::spawn("wasm_page.js", &mut ns.wrap(cmd), false);
-    browser.wait_for_line(WAIT, "ready", |l| (l == "ready").then_some(()));
     browser.write_line("open 1");
-    browser.wait_for_line(WAIT, "tab 1 ready", |l| (l == "tab 1 ready").then_some(()));
+    browser.wait_exact(WAIT, "tab 1 ready");
 
     echo.write_line(CHANNELS);
     let role = if browser_offers { "offer" } else { "answer" };
@@ -89,13 +74,13 @@ fn run(browser_offers: bool) {
             Instant::now() < deadline,
             "timed out: opened {opened:?}, missing {:?}\nbrowser:\n{}\nrtc-echo:\n{}",
             expected.difference(&got).collect::<Vec<_>>(),
-            browser.log(),
+            browser.service.log(),
             echo.log()
         );
         while let Some(line) = echo.try_line(Duration::from_millis(1)) {
             browser.write_line(&format!("cmd 1 rtc line {line}"));
         }
-        while let Some(line) = browser.try_line(Duration::from_millis(5)) {
+        while let Some(line) = browser.service.try_line(Duration::from_millis(5)) {
             let Some(rest) = line.strip_prefix("tab 1 ") else {
                 continue;
             };
@@ -106,7 +91,7 @@ fn run(browser_offers: bool) {
             } else if rest.starts_with("rtc msg ") {
                 got.insert(rest.to_string());
             } else if rest.starts_with("error ") || rest.starts_with("pageerror") {
-                panic!("the page says: {rest}\n{}", browser.log());
+                panic!("the page says: {rest}\n{}", browser.service.log());
             }
         }
         if !sent

@@ -21,22 +21,11 @@
 // NETPLAY_CHROMIUM names another executable. The tabs are watched every 50 ms.
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const readline = require('readline');
+const { arg, out, runDriver } = require('./tab_driver');
 
-const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = require('./chromium_flags');
 const WATCH_MS = 50;
 
-const out = (line) => process.stdout.write(line + '\n');
 const err = (line) => process.stderr.write(`demo_page.js: ${line}\n`);
-
-function arg(name) {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
 
 // What the driver has seen of one tab, so that only changes are reported.
 class Tab {
@@ -79,83 +68,44 @@ async function main() {
     err('usage: node demo_page.js --base http://127.0.0.1:PORT');
     process.exit(2);
   }
-  const { chromium } = require('playwright-core');
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set NETPLAY_CHROMIUM)`);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'netplay-demo-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30000,
-  });
   const tabs = new Map();
-  let done = false;
-  const finish = async (code) => {
-    if (done) return;
-    done = true;
-    try {
-      await Promise.race([context.close(), new Promise((r) => setTimeout(r, 5000))]);
-    } finally {
-      fs.rmSync(profile, { recursive: true, force: true });
-      process.exit(code);
-    }
-  };
-
-  const commands = {
-    async open(k, rest) {
-      const page = tabs.size === 0 && context.pages().length > 0 && !context.pages()[0].url().startsWith('http')
-        ? context.pages()[0]
-        : await context.newPage();
-      page.on('console', (m) => err(`[tab ${k} ${m.type()}] ${m.text()}`));
-      page.on('pageerror', (e) => err(`[tab ${k} error] ${e.message}`));
-      await page.goto(base + rest);
-      tabs.set(k, new Tab(k, page));
-    },
-    async say(k, rest) {
-      const tab = tabs.get(k);
-      if (!tab) throw new Error(`no tab ${k}`);
-      await tab.page.fill('#chat-input', rest);
-      await tab.page.press('#chat-input', 'Enter');
-    },
-    async close(k) {
-      const tab = tabs.get(k);
-      if (!tab) throw new Error(`no tab ${k}`);
-      tabs.delete(k);
-      await tab.page.close();
-      out(`tab ${k} closed`);
-    },
-    async quit() {
-      await finish(0);
-    },
-  };
-
-  // Commands run one at a time, in order.
-  let queue = Promise.resolve();
-  readline.createInterface({ input: process.stdin }).on('line', (line) => {
-    const [verb, k, ...words] = line.trim().split(' ');
-    if (!verb) return;
-    queue = queue.then(async () => {
-      const command = commands[verb];
-      if (!command) throw new Error(`unknown command ${verb}`);
-      await command(k, words.join(' '));
-    }).catch((e) => out(`error ${verb} ${k}: ${e.message}`));
-  }).on('close', () => { queue.then(() => finish(0)); });
-
-  // One watcher, so that no change is reported twice.
-  (async () => {
-    while (!done) {
-      for (const tab of [...tabs.values()]) {
-        try {
-          await tab.watch();
-        } catch (e) {
-          if (tabs.has(tab.k)) err(`watching tab ${tab.k}: ${e.message}`);
+  await runDriver('demo', (context, state) => {
+    // One watcher, so that no change is reported twice.
+    (async () => {
+      while (!state.done()) {
+        for (const tab of [...tabs.values()]) {
+          try {
+            await tab.watch();
+          } catch (e) {
+            if (tabs.has(tab.k)) err(`watching tab ${tab.k}: ${e.message}`);
+          }
         }
+        await new Promise((r) => setTimeout(r, WATCH_MS));
       }
-      await new Promise((r) => setTimeout(r, WATCH_MS));
-    }
-  })();
-  process.on('SIGTERM', () => finish(1));
-  out('ready');
+    })();
+    return {
+      async open(k, rest) {
+        const page = await context.newPage();
+        page.on('console', (m) => err(`[tab ${k} ${m.type()}] ${m.text()}`));
+        page.on('pageerror', (e) => err(`[tab ${k} error] ${e.message}`));
+        await page.goto(base + rest);
+        tabs.set(k, new Tab(k, page));
+      },
+      async say(k, rest) {
+        const tab = tabs.get(k);
+        if (!tab) throw new Error(`no tab ${k}`);
+        await tab.page.fill('#chat-input', rest);
+        await tab.page.press('#chat-input', 'Enter');
+      },
+      async close(k) {
+        const tab = tabs.get(k);
+        if (!tab) throw new Error(`no tab ${k}`);
+        tabs.delete(k);
+        await tab.page.close();
+        out(`tab ${k} closed`);
+      },
+    };
+  });
 }
 
 main().catch((e) => {

@@ -22,21 +22,9 @@
 // Chromium is /usr/bin/chromium unless NETPLAY_CHROMIUM names another executable.
 'use strict';
 
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const readline = require('readline');
+const { arg, out, runDriver } = require('./tab_driver');
 
-const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = require('./chromium_flags');
-
-const out = (line) => process.stdout.write(line + '\n');
 const err = (line) => process.stderr.write(`wasm_page.js: ${line}\n`);
-
-function arg(name) {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
 
 async function main() {
   const base = arg('--base');
@@ -44,29 +32,8 @@ async function main() {
     err('usage: node wasm_page.js --base http://127.0.0.1:PORT');
     process.exit(2);
   }
-  const { chromium } = require('playwright-core');
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set NETPLAY_CHROMIUM)`);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'netplay-wasm-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30000,
-  });
   const tabs = new Map();
-  let done = false;
-  const finish = async (code) => {
-    if (done) return;
-    done = true;
-    try {
-      await Promise.race([context.close(), new Promise((r) => setTimeout(r, 5000))]);
-    } finally {
-      fs.rmSync(profile, { recursive: true, force: true });
-      process.exit(code);
-    }
-  };
-
-  const commands = {
+  await runDriver('wasm', (context) => ({
     async open(k, rest) {
       const page = await context.newPage();
       page.on('console', (m) => err(`[tab ${k} ${m.type()}] ${m.text()}`));
@@ -99,24 +66,7 @@ async function main() {
       await page.close();
       out(`tab ${k} closed`);
     },
-    async quit() {
-      await finish(0);
-    },
-  };
-
-  // Commands run one at a time, in order.
-  let queue = Promise.resolve();
-  readline.createInterface({ input: process.stdin }).on('line', (line) => {
-    const [verb, k, ...words] = line.trim().split(' ');
-    if (!verb) return;
-    queue = queue.then(async () => {
-      const command = commands[verb];
-      if (!command) throw new Error(`unknown command ${verb}`);
-      await command(k, words.join(' '));
-    }).catch((e) => out(`error ${verb} ${k}: ${e.message}`));
-  }).on('close', () => { queue.then(() => finish(0)); });
-  process.on('SIGTERM', () => finish(1));
-  out('ready');
+  }));
 }
 
 main().catch((e) => {

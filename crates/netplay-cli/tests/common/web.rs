@@ -1,14 +1,52 @@
-//! The browser side of the web tests: `netplay serve --static` serving the pages of
-//! `crates/netplay-web-test` (built by `scripts/build-web.sh`) and headless Chromium driving
-//! them through `tests/interop/node/wasm_page.js`; tab 1 is open and its harness loaded.
+//! The browser side of the web tests: `netplay serve` (the demo page, or with `--static` the
+//! pages of `crates/netplay-web-test`, built by `scripts/build-web.sh`) and headless Chromium
+//! driving them through a Node driver of `tests/interop/node`, on 127.0.0.1 or inside a
+//! network namespace of the test's.
 
 use std::process::Command;
 use std::time::Duration;
 
-use super::{netplay_bin, node_dir, web_test_dir, Lines, Service, STARTUP_TIMEOUT};
+use super::{netplay_bin, node_dir, web_test_dir, Lines, Netns, Service, STARTUP_TIMEOUT};
 
 /// How long a page, a connection or a report may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// `netplay serve --listen 127.0.0.1:0 SERVE_ARGS` and the Node driver `script` pointed at it,
+/// both inside `ns` when given; the server, its port and the driver (after its `ready`).
+pub(crate) fn serve_and_drive(
+    ns: Option<&Netns>,
+    serve_args: &[&str],
+    script: &str,
+) -> (Service, u16, Lines) {
+    let wrap = |cmd: Command| match ns {
+        Some(ns) => ns.wrap(cmd),
+        None => cmd,
+    };
+    let mut cmd = Command::new(netplay_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args);
+    let mut server = Service::spawn("netplay serve", &mut wrap(cmd), false);
+    let port: u16 = server.wait_for_line(STARTUP_TIMEOUT, "`listening on ws://...`", |line| {
+        line.strip_prefix("listening on ws://127.0.0.1:")?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    let mut cmd = Command::new("node");
+    cmd.arg(node_dir().join(script))
+        .args(["--base", &format!("http://127.0.0.1:{port}")]);
+    let mut driver = Lines::new(Service::spawn(script, &mut wrap(cmd), false));
+    driver.wait_exact(WAIT, "ready");
+    (server, port, driver)
+}
+
+/// `serve_and_drive` with the test harness's pages (`--static`) and `wasm_page.js`.
+pub(crate) fn harness_pages(ns: Option<&Netns>) -> (Service, u16, Lines) {
+    let dir = web_test_dir();
+    let dir = dir.to_str().expect("UTF-8 path");
+    serve_and_drive(ns, &["--static", dir], "wasm_page.js")
+}
 
 /// A page server (`netplay serve --static`) and the browser driver.
 pub(crate) struct Browser {
@@ -18,23 +56,7 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn start() -> Browser {
-        let dir = web_test_dir();
-        let mut cmd = Command::new(netplay_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--static"])
-            .arg(&dir);
-        let mut pages = Service::spawn("netplay serve (pages)", &mut cmd, false);
-        let port: u16 = pages.wait_for_line(STARTUP_TIMEOUT, "`listening on`", |line| {
-            line.strip_prefix("listening on ws://127.0.0.1:")?
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        });
-        let mut cmd = Command::new("node");
-        cmd.arg(node_dir().join("wasm_page.js"))
-            .args(["--base", &format!("http://127.0.0.1:{port}")]);
-        let mut lines = Lines::new(Service::spawn("wasm_page.js", &mut cmd, false));
-        lines.wait_exact(WAIT, "ready");
+        let (pages, _, mut lines) = harness_pages(None);
         lines.write_line("open 1");
         lines.wait_exact(WAIT, "tab 1 ready");
         Browser {
