@@ -38,9 +38,9 @@ const OPENS: [&str; 6] = [
     "negotiated-unordered ordered=false negotiated=true id=Some(101)",
 ];
 
-fn run(browser_offers: bool) {
+fn run(browser_offers: bool, mdns: bool) {
     let ns = Netns::up("webrtc");
-    let (pages, _, mut browser) = common::web::harness_pages(Some(&ns));
+    let (pages, _, mut browser) = common::web::harness_pages_with(Some(&ns), mdns);
     let mut cmd = Command::new(netplay_bin());
     cmd.args([
         "rtc-echo",
@@ -120,6 +120,13 @@ fn run(browser_offers: bool) {
             assert!(open.contains(part), "{label}: {open} lacks {part}");
         }
     }
+    if mdns {
+        // The browser's host candidates were names: rtc-echo ignored them and learned the
+        // browser's address from its checks (a peer-reflexive candidate).
+        let log = browser.service.log();
+        let names = log.matches(".local").count();
+        assert!(names > 0, "no mDNS candidate from the browser:\n{log}");
+    }
     let rexmit = opened.iter().find(|o| o.starts_with("rexmit0 ")).unwrap();
     assert!(rexmit.contains("max_retransmits=Some(0)"), "{rexmit}");
     let lifetime = opened.iter().find(|o| o.starts_with("lifetime ")).unwrap();
@@ -144,10 +151,17 @@ fn run(browser_offers: bool) {
 
 #[test]
 fn a_browser_offer_to_rtc_echo_opens_every_channel_kind_and_echoes() {
-    run(true);
+    run(true, false);
 }
 
 #[test]
 fn a_browser_answer_to_rtc_echo_opens_every_channel_kind_and_echoes() {
-    run(false);
+    run(false, false);
+}
+
+/// Chromium's default: host candidates as mDNS `.local` names. `rtc-echo` cannot resolve them
+/// and connects through the peer-reflexive candidate the browser's checks give it.
+#[test]
+fn a_browser_offer_with_mdns_host_candidates_connects_to_rtc_echo() {
+    run(true, true);
 }

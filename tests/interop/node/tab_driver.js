@@ -2,6 +2,9 @@
 // profile (removed at the end), and a line protocol on stdin/stdout: commands `VERB K REST`
 // run one at a time in order, `ready` once the browser is up, `error VERB K: WHY` when a
 // command fails, exit 0 when stdin ends or on `quit`.
+//
+// NETPLAY_CHROMIUM_MDNS=1 leaves Chromium's default on: host candidates as mDNS `.local`
+// names instead of addresses.
 'use strict';
 
 const fs = require('fs');
@@ -10,7 +13,10 @@ const path = require('path');
 const readline = require('readline');
 
 const CHROMIUM = process.env.NETPLAY_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = require('./chromium_flags');
+const MDNS_OFF = '--disable-features=WebRtcHideLocalIpsWithMdns';
+const CHROMIUM_ARGS = require('./chromium_flags').filter(
+  (flag) => process.env.NETPLAY_CHROMIUM_MDNS !== '1' || flag !== MDNS_OFF,
+);
 
 const out = (line) => process.stdout.write(line + '\n');
 

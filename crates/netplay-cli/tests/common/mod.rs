@@ -742,6 +742,12 @@ impl Netns {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.0]).arg(cmd.get_program());
         c.args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => c.env(key, v),
+                None => c.env_remove(key),
+            };
+        }
         c
     }
 }

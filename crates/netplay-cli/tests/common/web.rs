@@ -18,6 +18,16 @@ pub(crate) fn serve_and_drive(
     serve_args: &[&str],
     script: &str,
 ) -> (Service, u16, Lines) {
+    serve_and_drive_with(ns, serve_args, script, false)
+}
+
+/// [`serve_and_drive`], with Chromium's mDNS host candidates left on when `mdns`.
+pub(crate) fn serve_and_drive_with(
+    ns: Option<&Netns>,
+    serve_args: &[&str],
+    script: &str,
+    mdns: bool,
+) -> (Service, u16, Lines) {
     let wrap = |cmd: Command| match ns {
         Some(ns) => ns.wrap(cmd),
         None => cmd,
@@ -36,6 +46,9 @@ pub(crate) fn serve_and_drive(
     let mut cmd = Command::new("node");
     cmd.arg(node_dir().join(script))
         .args(["--base", &format!("http://127.0.0.1:{port}")]);
+    if mdns {
+        cmd.env("NETPLAY_CHROMIUM_MDNS", "1");
+    }
     let mut driver = Lines::new(Service::spawn(script, &mut wrap(cmd), false));
     driver.wait_exact(WAIT, "ready");
     (server, port, driver)
@@ -43,9 +56,14 @@ pub(crate) fn serve_and_drive(
 
 /// `serve_and_drive` with the test harness's pages (`--static`) and `wasm_page.js`.
 pub(crate) fn harness_pages(ns: Option<&Netns>) -> (Service, u16, Lines) {
+    harness_pages_with(ns, false)
+}
+
+/// [`harness_pages`], with Chromium's mDNS host candidates left on when `mdns`.
+pub(crate) fn harness_pages_with(ns: Option<&Netns>, mdns: bool) -> (Service, u16, Lines) {
     let dir = web_test_dir();
     let dir = dir.to_str().expect("UTF-8 path");
-    serve_and_drive(ns, &["--static", dir], "wasm_page.js")
+    serve_and_drive_with(ns, &["--static", dir], "wasm_page.js", mdns)
 }
 
 /// A page server (`netplay serve --static`) and the browser driver.
