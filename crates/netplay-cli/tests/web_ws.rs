@@ -74,9 +74,23 @@ fn close_codes_follow_the_browser_rules_in_both_directions() {
 }
 
 #[test]
-fn the_inbound_limits_close_the_connection_with_typed_errors() {
+fn the_outbound_limit_refuses_and_the_inbound_limits_close_with_typed_errors() {
     let echo = EchoServer::start("tokio", &[]);
     let mut b = Browser::start();
+    // A send over outbound_buffer_size is refused (the browser's buffered amount plus the
+    // message, Godot's check), and the connection stays open.
+    b.ok(&format!("ws connect {}/ outbound=100", echo.url));
+    b.expect("ws open protocol=");
+    let answer = b.cmd(&format!("ws text {}", "z".repeat(101)));
+    assert!(
+        answer.starts_with("error text: outbound buffer full"),
+        "{answer}"
+    );
+    b.ok(&format!("ws text {}", "z".repeat(100)));
+    b.expect(&format!("ws text {}", "z".repeat(100)));
+    b.ok("ws close 1000");
+    b.closed();
+
     // A message over inbound_buffer_size: closed, 1009 locally (4009 on the wire).
     b.ok(&format!("ws connect {}/ inbound=100", echo.url));
     b.expect("ws open protocol=");
