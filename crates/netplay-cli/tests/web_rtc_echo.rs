@@ -137,6 +137,35 @@ fn run(browser_offers: bool, mdns: bool) {
     let unordered = opened.iter().find(|o| o.starts_with("unordered ")).unwrap();
     assert!(unordered.ends_with("protocol=chat"), "{unordered}");
 
+    // Statistics: the channels' counters at once, the browser's transport part from
+    // getStats() on a later poll.
+    let stats_deadline = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        assert!(Instant::now() < stats_deadline, "no transport statistics");
+        browser.write_line("cmd 1 rtc stats");
+        let line = browser.wait(WAIT, "`rtc stats`", |l| {
+            l.strip_prefix("tab 1 rtc stats ").map(str::to_string)
+        });
+        let field = |key: &str| -> String {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or("")
+                .to_string()
+        };
+        if field("bytes_received").parse::<u64>().unwrap_or(0) > 0 {
+            let n = |key: &str| field(key).parse::<u64>().unwrap_or(0);
+            assert!(n("messages_received") >= 18, "{line}");
+            assert!(n("messages_sent") >= 18, "{line}");
+            assert!(n("packets_received") > 0 && n("bytes_sent") > 0, "{line}");
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    if !mdns {
+        assert!(stats.contains("pair=10.77.0.1:"), "{stats}");
+        assert!(!stats.contains("rtt_ms=-"), "{stats}");
+    }
+
     echo.write_line(r#"{"type":"bye"}"#);
     let status = echo.guard.wait_timeout(Duration::from_secs(10));
     assert!(

@@ -102,6 +102,23 @@ impl EchoSession {
         result.map_err(|e| e.to_string())
     }
 
+    /// `rtc stats ...`: what `stats()` says now (the browser's part is at most a second old).
+    pub(crate) fn stats_line(&self) -> String {
+        let s = self.pc.stats();
+        format!(
+            "rtc stats packets_sent={} packets_received={} bytes_sent={} bytes_received={} messages_sent={} messages_received={} rtt_ms={} pair={}",
+            s.packets_sent,
+            s.packets_received,
+            s.bytes_sent,
+            s.bytes_received,
+            s.messages_sent,
+            s.messages_received,
+            s.rtt.map_or("-".to_string(), |d| format!("{:.3}", d.as_secs_f64() * 1e3)),
+            s.selected_pair
+                .map_or("-".to_string(), |p| format!("{}>{}", p.local, p.remote)),
+        )
+    }
+
     /// Polls and reports: lines for the other side, opened channels, messages, states.
     pub(crate) fn poll(&mut self, out: &mut Vec<String>, hex: impl Fn(&[u8]) -> String) {
         self.pc.poll();

@@ -257,6 +257,11 @@ impl Harness {
                 Ok(())
             }
             "line" => self.echo.as_mut().ok_or("no session")?.line(rest),
+            "stats" => {
+                let line = self.echo.as_ref().ok_or("no session")?.stats_line();
+                self.out.push(line);
+                Ok(())
+            }
             "send" => {
                 let mut w = rest.splitn(3, ' ');
                 let (Some(label), Some(kind)) = (w.next(), w.next()) else {

@@ -60,6 +60,8 @@ enum Seen {
     Local(SdpKind, String),
     /// A promise of the browser's was rejected.
     Rejected(&'static str, String),
+    /// What `getStats()` told.
+    Stats(Stats),
 }
 
 #[derive(Default)]
@@ -251,6 +253,60 @@ fn state_text(pc: &RtcPeerConnection, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The transport's statistics out of an `RTCStatsReport`: packets and bytes of the
+/// `transport` entry, and the selected candidate pair with its round-trip time. A browser
+/// does not tell discarded packets, SCTP retransmissions or abandoned messages: those stay 0.
+fn parse_stats(report: &JsValue) -> Stats {
+    let get = |v: &JsValue, key: &str| Reflect::get(v, &JsValue::from_str(key)).ok();
+    let number = |v: &JsValue, key: &str| get(v, key).and_then(|x| x.as_f64());
+    let text = |v: &JsValue, key: &str| get(v, key).and_then(|x| x.as_string());
+    let mut entries: Vec<JsValue> = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(report) {
+        for entry in iter.flatten() {
+            if let Some(value) = Array::from(&entry).get(1).dyn_ref::<js_sys::Object>() {
+                entries.push(value.clone().into());
+            }
+        }
+    }
+    let of_type = |kind: &'static str| {
+        entries
+            .iter()
+            .filter(move |e| text(e, "type").as_deref() == Some(kind))
+    };
+    let mut stats = Stats::default();
+    let mut pair_id = None;
+    for t in of_type("transport") {
+        stats.packets_sent += number(t, "packetsSent").unwrap_or(0.0) as u64;
+        stats.packets_received += number(t, "packetsReceived").unwrap_or(0.0) as u64;
+        stats.bytes_sent += number(t, "bytesSent").unwrap_or(0.0) as u64;
+        stats.bytes_received += number(t, "bytesReceived").unwrap_or(0.0) as u64;
+        pair_id = pair_id.or_else(|| text(t, "selectedCandidatePairId"));
+    }
+    let pair = of_type("candidate-pair").find(|p| match &pair_id {
+        Some(id) => text(p, "id").as_ref() == Some(id),
+        None => get(p, "nominated").and_then(|v| v.as_bool()) == Some(true),
+    });
+    if let Some(pair) = pair {
+        stats.rtt = number(pair, "currentRoundTripTime")
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(crate::time::Duration::from_secs_f64);
+        let address = |kind: &'static str, id_key: &str| -> Option<SocketAddr> {
+            let id = text(pair, id_key)?;
+            let c = of_type(kind).find(|c| text(c, "id").as_ref() == Some(&id))?;
+            let ip = text(c, "address").or_else(|| text(c, "ip"))?;
+            let port = number(c, "port")? as u16;
+            Some(SocketAddr::new(ip.parse().ok()?, port))
+        };
+        if let (Some(local), Some(remote)) = (
+            address("local-candidate", "localCandidateId"),
+            address("remote-candidate", "remoteCandidateId"),
+        ) {
+            stats.selected_pair = Some(super::state::CandidatePair { local, remote });
+        }
+    }
+    stats
+}
+
 /// One channel as this side keeps it.
 struct Entry {
     js: Option<JsChannel>,
@@ -331,6 +387,11 @@ pub(crate) struct WebPeer {
     connect_deadline: Option<Instant>,
     disconnected_since: Option<Instant>,
     closed: bool,
+    /// The transport's part of the statistics, from the last `getStats()`.
+    transport_stats: Stats,
+    /// `stats()` was called: `poll()` asks the browser again (at most once a second).
+    stats_wanted: std::cell::Cell<bool>,
+    stats_asked: Option<Instant>,
 }
 
 impl fmt::Debug for WebPeer {
@@ -366,6 +427,9 @@ impl WebPeer {
             connect_deadline: None,
             disconnected_since: None,
             closed: false,
+            transport_stats: Stats::default(),
+            stats_wanted: std::cell::Cell::new(false),
+            stats_asked: None,
         })
     }
 
@@ -412,7 +476,8 @@ impl WebPeer {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
+        self.stats_wanted.set(true);
+        let mut stats = self.transport_stats;
         for entry in self.channels.values() {
             stats.messages_sent += entry.counters.messages_sent;
             stats.message_bytes_sent += entry.counters.bytes_sent;
@@ -420,6 +485,30 @@ impl WebPeer {
             stats.message_bytes_received += entry.counters.bytes_received;
         }
         stats
+    }
+
+    /// Asks the browser for its statistics when `stats()` was called since the last answer,
+    /// at most once a second.
+    fn refresh_stats(&mut self, now: Instant) {
+        if !self.stats_wanted.get() || self.closed {
+            return;
+        }
+        if self
+            .stats_asked
+            .is_some_and(|t| now < t + crate::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        let Some(js) = &self.js else { return };
+        self.stats_wanted.set(false);
+        self.stats_asked = Some(now);
+        let promise = js.pc.get_stats();
+        let inbox = Rc::downgrade(&self.inbox);
+        spawn_local(async move {
+            if let Ok(report) = JsFuture::from(promise).await {
+                push(&inbox, Seen::Stats(parse_stats(&report)));
+            }
+        });
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
@@ -698,6 +787,7 @@ impl WebPeer {
         if self.closed {
             return;
         }
+        self.refresh_stats(now);
         if let Some(deadline) = self.connect_deadline {
             if now >= deadline && self.connection != ConnectionState::Connected {
                 self.fail();
@@ -814,6 +904,7 @@ impl WebPeer {
                     }
                 }
             }
+            Seen::Stats(stats) => self.transport_stats = stats,
             Seen::Rejected(operation, why) => {
                 tracing::debug!(operation, why, "the browser refused");
                 if operation != "add_ice_candidate" {
