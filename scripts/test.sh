@@ -18,7 +18,9 @@
 #      then builds the browser side of the tests (scripts/build-web.sh: the
 #      crate netplay-web-test for wasm32 and its JavaScript glue, with the
 #      wasm-bindgen command line of Cargo.lock's version, installed once into
-#      a cache outside the checkout);
+#      a cache outside the checkout) and rebuilds the demo page of `netplay
+#      serve` (crates/netplay-demo) to check that the committed web/ is what
+#      its source builds to;
 #   5. builds the release `netplay` binary and checks that it stays under 30 MB;
 #   6. builds every target (examples included: the Autobahn client test runs
 #      the `autobahn_client` example) and runs the doc tests, then all tests
@@ -81,8 +83,8 @@ cargo build --locked -p netplay --target wasm32-unknown-unknown || failed+=("was
 cargo clippy --locked -p netplay -p netplay-web-test --target wasm32-unknown-unknown -- -D warnings ||
     failed+=("clippy of the wasm32 build")
 
-step "web: the browser side of the tests (scripts/build-web.sh)"
-bash scripts/build-web.sh || failed+=("build of the browser side of the tests")
+step "web: the browser side of the tests, and the demo page checked against its source (scripts/build-web.sh --check)"
+bash scripts/build-web.sh --check || failed+=("build of the browser pages (or web/ is not what crates/netplay-demo builds to)")
 
 step "portability: feature subsets"
 for features in "" tls deflate webrtc fuzzing ggrs; do

@@ -5,7 +5,8 @@
 //! it ([`SceneMultiplayer`]: in a server lobby, clients reach each other through the host), and
 //! sends every stdin line to every peer as a raw packet on the reliable channel. It prints, one
 //! per line on stdout: `lobby NAME` once the lobby is known, `joined as ID`, `+ ID` and `- ID`
-//! as peers come and go, and `ID: text` for every line received. Diagnostics go to stderr.
+//! as peers come and go, and `ID: text` for every line received (packets that are not UTF-8
+//! text, such as the demo page's positions, are not printed). Diagnostics go to stderr.
 
 use std::io::BufRead;
 use std::sync::mpsc;
@@ -92,8 +93,12 @@ pub(crate) fn run(args: ChatArgs) -> Result<(), Box<dyn std::error::Error + Send
             match event {
                 SceneEvent::PeerConnected(id) => println!("+ {id}"),
                 SceneEvent::PeerDisconnected(id) => println!("- {id}"),
+                // Text only: the demo page's position updates (binary, starting with 0xFF,
+                // which UTF-8 never has) share the lobby.
                 SceneEvent::Packet { from, data, .. } => {
-                    println!("{from}: {}", String::from_utf8_lossy(&data))
+                    if let Ok(text) = std::str::from_utf8(&data) {
+                        println!("{from}: {text}");
+                    }
                 }
                 SceneEvent::Malformed { from, reason } => {
                     eprintln!("chat: dropped a packet from {from}: {reason}")

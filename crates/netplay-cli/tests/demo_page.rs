@@ -1,14 +1,13 @@
-//! The demo page of `netplay serve` in headless Chromium, with `netplay chat` in the same
+//! The demo page of `netplay serve` (netplay built for the browser: `crates/netplay-demo`) in
+//! headless Chromium, with `netplay chat` in the same
 //! lobby: the page's address is the invitation, the tabs list each other in `#peers`, and chat
 //! lines cross between tabs and the terminal both ways, in a mesh lobby and in a server lobby
 //! whose host is a tab.
 //!
 //! Chromium gathers no loopback candidates, so the server, the browser and the terminal chat
 //! all run inside one network namespace made by the test (`tests/interop/netns.sh`), whose
-//! only address besides loopback is 10.77.0.1; no traffic leaves it. The page speaks Godot's
-//! `WebRTCMultiplayerPeer` channel layout and `SceneMultiplayer` raw packets
-//! (`scene_multiplayer.cpp`, `NETWORK_COMMAND_RAW` and `SYS_COMMAND_RELAY`), the layout
-//! `netplay chat` uses, so these exchanges are also the wire check of the page.
+//! only address besides loopback is 10.77.0.1; no traffic leaves it. The page runs netplay's
+//! `Lobby` and `SceneMultiplayer`, as `netplay chat` does.
 
 mod common;
 
@@ -116,20 +115,41 @@ impl Drop for Setup {
 }
 
 #[test]
-fn demo_page_is_served_with_godot_channel_layout() {
-    // The page that the browser tests drive is the one `netplay serve` embeds.
-    let page = std::fs::read_to_string(workspace_root().join("web/index.html")).unwrap();
+fn the_demo_page_is_the_rust_build_that_serve_embeds() {
+    // What the browser tests drive is what `netplay serve` embeds, and web/ is what
+    // crates/netplay-demo builds to (scripts/build-web.sh --check, in the test command).
+    let web = workspace_root().join("web");
+    let page = std::fs::read_to_string(web.join("index.html")).unwrap();
     assert_eq!(page, netplay_server::DEMO_PAGE);
+    let js = std::fs::read_to_string(web.join("netplay_demo.js")).unwrap();
+    assert_eq!(js, netplay_server::DEMO_JS);
+    let wasm = std::fs::read(web.join("netplay_demo_bg.wasm")).unwrap();
+    assert_eq!(wasm, netplay_server::DEMO_WASM);
+    assert!(wasm.starts_with(b"\0asm"));
     for needle in [
-        r#"["reliable", { negotiated: true, id: 1, ordered: true }]"#,
-        r#"["ordered", { negotiated: true, id: 2, ordered: true, maxPacketLifeTime: 1 }]"#,
-        r#"["unreliable", { negotiated: true, id: 3, ordered: false, maxPacketLifeTime: 1 }]"#,
         r#"id="peers""#,
         r#"id="chat-input""#,
         r#"id="chat-log""#,
-        "history.replaceState",
+        r#"id="field""#,
+        r#"import init from "./netplay_demo.js""#,
     ] {
         assert!(page.contains(needle), "the demo page lacks {needle}");
+    }
+}
+
+/// Each tab's dot follows its mouse and the others see it move: positions go 60 times a
+/// second on the unreliable channel.
+#[test]
+fn a_dot_moved_in_one_tab_moves_in_the_other() {
+    let mut s = Setup::start();
+    let (lobby, id1, _) = s.open(1, "/");
+    let (_, id2, _) = s.open(2, &format!("/?lobby={lobby}"));
+    s.peers(1, &[id2], WAIT);
+    s.peers(2, &[id1], WAIT);
+    for (x, y) in [(100, 50), (500, 300)] {
+        s.browser.write_line(&format!("move 1 {x} {y}"));
+        s.browser
+            .wait_exact(WAIT, &format!("tab 2 dot {id1} {x} {y}"));
     }
 }
 

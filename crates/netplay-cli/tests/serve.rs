@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::gen_certs;
 use common::s;
-use common::signal::{http_get, start, Client};
+use common::signal::{http_get, http_get_bytes, start, Client};
 use netplay::signal::{CandidatePayload, Message, MessageType};
 use netplay::ws::{ReadyState, WebSocketPeer};
 
@@ -109,9 +109,26 @@ fn bad_input_gets_4000_with_a_reason_and_others_keep_working() {
 #[test]
 fn demo_page_and_unknown_paths() {
     let server = start(&[]);
+    // The page, its JavaScript glue and its WebAssembly module (the demo built for the
+    // browser, crates/netplay-demo), each with its type.
     let page = http_get(server.port, "/");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
-    assert!(page.contains("RTCPeerConnection"));
+    assert!(page.contains("./netplay_demo.js"), "{page}");
+    let js = http_get(server.port, "/netplay_demo.js");
+    assert!(
+        js.starts_with("HTTP/1.1 200"),
+        "{}",
+        &js[..200.min(js.len())]
+    );
+    assert!(js
+        .to_ascii_lowercase()
+        .contains("content-type: text/javascript"));
+    assert!(js.ends_with(netplay_server::DEMO_JS));
+    let wasm = http_get_bytes(server.port, "/netplay_demo_bg.wasm");
+    let head_end = wasm.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&wasm[..head_end]).to_ascii_lowercase();
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert_eq!(&wasm[head_end..], netplay_server::DEMO_WASM);
     assert!(http_get(server.port, "/../etc/passwd").starts_with("HTTP/1.1 404"));
     drop(server);
 }

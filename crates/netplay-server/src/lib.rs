@@ -23,4 +23,4 @@ mod server;
 pub mod ws;
 
 pub use relay::{relay, RelayOptions};
-pub use server::{serve, ServerOptions, DEMO_PAGE};
+pub use server::{serve, ServerOptions, DEMO_JS, DEMO_PAGE, DEMO_WASM};

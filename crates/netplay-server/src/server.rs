@@ -22,8 +22,13 @@ use crate::cluster::{Cluster, ClusterEvent, ClusterOptions, ClusterStats};
 use crate::limits::{token_ok, IpCounts, IpSlot};
 use crate::ws::{accept, Accepted, HttpConnection, ServerConfig};
 
-/// The demo page served at `/` when no static folder replaces it.
+/// The demo page served at `/` when no static folder replaces it: netplay built for the
+/// browser (`crates/netplay-demo`), whose JavaScript glue and module follow.
 pub const DEMO_PAGE: &str = include_str!("../../../web/index.html");
+/// The demo page's JavaScript glue, served at `/netplay_demo.js`.
+pub const DEMO_JS: &str = include_str!("../../../web/netplay_demo.js");
+/// The demo page's WebAssembly module, served at `/netplay_demo_bg.wasm`.
+pub const DEMO_WASM: &[u8] = include_bytes!("../../../web/netplay_demo_bg.wasm");
 
 /// Most messages waiting for one connection; a client that reads slower is closed.
 const OUTBOX: usize = 1024;
@@ -413,15 +418,17 @@ async fn http_request(http: HttpConnection, shared: &Shared, to_hub: &mpsc::Send
 
 async fn static_file(http: HttpConnection, path: &str, dir: Option<&std::path::Path>) {
     let Some(dir) = dir else {
-        if path == "/" || path == "/index.html" {
-            let _ = http
-                .respond(200, "OK", "text/html; charset=utf-8", DEMO_PAGE.as_bytes())
-                .await;
+        let (kind, body): (&str, &[u8]) = match path {
+            "/" | "/index.html" => ("text/html; charset=utf-8", DEMO_PAGE.as_bytes()),
+            "/netplay_demo.js" => ("text/javascript", DEMO_JS.as_bytes()),
+            "/netplay_demo_bg.wasm" => ("application/wasm", DEMO_WASM),
+            _ => ("", b"not found\n"),
+        };
+        let _ = if kind.is_empty() {
+            http.respond(404, "Not Found", "text/plain", body).await
         } else {
-            let _ = http
-                .respond(404, "Not Found", "text/plain", b"not found\n")
-                .await;
-        }
+            http.respond(200, "OK", kind, body).await
+        };
         return;
     };
     // Only plain names below the folder: no "..", no absolute paths, no hidden files.

@@ -7,6 +7,7 @@
 // Commands, one per line on stdin:
 //   open K PATH     open tab K at BASE + PATH (e.g. `/` or `/?lobby=NAME`)
 //   say K TEXT      type TEXT into tab K's #chat-input and press Enter
+//   move K X Y      move the mouse to (X, Y) of tab K's canvas #field
 //   close K         close tab K
 //   quit            close the browser and exit 0
 // Reports, one per line on stdout:
@@ -15,6 +16,7 @@
 //   tab K address URL           tab K's address, once its lobby is known
 //   tab K peers ID,ID,...       tab K's #peers list changed (empty after "peers ")
 //   tab K log LINE              a new line in tab K's #chat-log
+//   tab K dot ID X Y            tab K shows peer ID's dot at (X, Y) (its #peers item's data-x/y)
 //   tab K closed                tab K was closed
 //   error TEXT                  a command failed (the driver goes on)
 // Page errors and console messages go to stderr. Chromium is /usr/bin/chromium unless
@@ -35,6 +37,7 @@ class Tab {
     this.status = null;
     this.peers = null;
     this.lines = 0;
+    this.dots = new Map();
   }
 
   async watch() {
@@ -46,6 +49,8 @@ class Tab {
         address: location.href,
         peers: [...document.querySelectorAll('#peers li')].map((li) => li.textContent),
         lines: [...document.querySelectorAll('#chat-log > div')].map((d) => d.textContent),
+        dots: [...document.querySelectorAll('#peers li[data-x]')].map(
+          (li) => [li.dataset.id, `${li.dataset.x} ${li.dataset.y}`]),
       };
     });
     if (seen.lobby && seen.id && this.status === null) {
@@ -59,6 +64,12 @@ class Tab {
       out(`tab ${this.k} peers ${peers}`);
     }
     for (; this.lines < seen.lines.length; this.lines++) out(`tab ${this.k} log ${seen.lines[this.lines]}`);
+    for (const [id, at] of seen.dots) {
+      if (this.dots.get(id) !== at) {
+        this.dots.set(id, at);
+        out(`tab ${this.k} dot ${id} ${at}`);
+      }
+    }
   }
 }
 
@@ -96,6 +107,13 @@ async function main() {
         if (!tab) throw new Error(`no tab ${k}`);
         await tab.page.fill('#chat-input', rest);
         await tab.page.press('#chat-input', 'Enter');
+      },
+      async move(k, rest) {
+        const tab = tabs.get(k);
+        if (!tab) throw new Error(`no tab ${k}`);
+        const [x, y] = rest.split(' ').map(Number);
+        const box = await tab.page.locator('#field').boundingBox();
+        await tab.page.mouse.move(box.x + x, box.y + y);
       },
       async close(k) {
         const tab = tabs.get(k);

@@ -621,11 +621,14 @@ impl WebPeer {
         let Some(js) = &self.js else {
             return Err(Error::Closed);
         };
+        // Called now, not in the task: the browser chains its operations in call order, so
+        // whatever is called after this (candidates) comes after it.
         let pc = js.pc.clone();
+        let offer = pc.create_offer();
         let inbox = Rc::downgrade(&self.inbox);
         spawn_local(async move {
             let result = async {
-                let offer = JsFuture::from(pc.create_offer()).await?;
+                let offer = JsFuture::from(offer).await?;
                 let sdp = Reflect::get(&offer, &JsValue::from_str("sdp"))?
                     .as_string()
                     .unwrap_or_default();
@@ -684,21 +687,25 @@ impl WebPeer {
         let Some(js) = &self.js else {
             return Err(Error::Closed);
         };
+        // The remote description (and for an offer, the answer) are asked for now, not in the
+        // task: the browser chains its operations in call order, so the candidates given
+        // after this call are applied after the description, never before it.
         let pc = js.pc.clone();
+        let init = RtcSessionDescriptionInit::new(match kind {
+            SdpKind::Offer => RtcSdpType::Offer,
+            SdpKind::Answer => RtcSdpType::Answer,
+        });
+        init.set_sdp(sdp);
+        let applied = pc.set_remote_description(&init);
+        let answer = (kind == SdpKind::Offer).then(|| pc.create_answer());
         let inbox = Rc::downgrade(&self.inbox);
-        let sdp = sdp.to_string();
         spawn_local(async move {
             let result = async {
-                let init = RtcSessionDescriptionInit::new(match kind {
-                    SdpKind::Offer => RtcSdpType::Offer,
-                    SdpKind::Answer => RtcSdpType::Answer,
-                });
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&init)).await?;
-                if kind == SdpKind::Answer {
+                JsFuture::from(applied).await?;
+                let Some(answer) = answer else {
                     return Ok(None);
-                }
-                let answer = JsFuture::from(pc.create_answer()).await?;
+                };
+                let answer = JsFuture::from(answer).await?;
                 let sdp = Reflect::get(&answer, &JsValue::from_str("sdp"))?
                     .as_string()
                     .unwrap_or_default();
