@@ -166,6 +166,19 @@ fn run(browser_offers: bool, mdns: bool) {
         assert!(!stats.contains("rtt_ms=-"), "{stats}");
     }
 
+    if browser_offers && !mdns {
+        // A page that stops reading: the echoes pile up unread until the channel passes its
+        // limit (4 x 256 KiB by default) and is closed, instead of growing without bound.
+        browser.write_line("cmd 1 rtc hold on");
+        // In rounds that fit the send budget (1 MiB), until 1.9 MB came back.
+        for _ in 0..4 {
+            browser.write_line("cmd 1 rtc big reliable 60000 8");
+            browser.wait_exact(WAIT, "tab 1 ok");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        browser.wait_exact(WAIT, "tab 1 rtc closed reliable");
+    }
+
     echo.write_line(r#"{"type":"bye"}"#);
     let status = echo.guard.wait_timeout(Duration::from_secs(10));
     assert!(

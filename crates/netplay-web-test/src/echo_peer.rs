@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 pub(crate) struct EchoSession {
     pc: PeerConnection,
     labels: BTreeMap<ChannelId, String>,
+    /// `rtc hold on`: messages stay unread, as when a game stops reading.
+    pub(crate) hold: bool,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -61,7 +63,11 @@ impl EchoSession {
         if offer {
             pc.create_offer().map_err(|e| e.to_string())?;
         }
-        Ok(EchoSession { pc, labels })
+        Ok(EchoSession {
+            pc,
+            labels,
+            hold: false,
+        })
     }
 
     /// A line from the other side.
@@ -164,6 +170,11 @@ impl EchoSession {
                         ));
                     }
                 }
+                Event::DataChannelClosed(id) => {
+                    if let Some(label) = self.labels.get(&id) {
+                        out.push(format!("rtc closed {label}"));
+                    }
+                }
                 Event::ConnectionStateChanged(state) => {
                     let name = match state {
                         ConnectionState::New => "new",
@@ -177,6 +188,9 @@ impl EchoSession {
                 }
                 _ => {}
             }
+        }
+        if self.hold {
+            return;
         }
         let ids: Vec<ChannelId> = self.labels.keys().copied().collect();
         for id in ids {

@@ -13,7 +13,9 @@
 //! * `rtc churn N` (N peer connections made, offered and dropped)
 //! * `rtc start offer|answer CHANNELS` (a peer for `netplay rtc-echo`: `CHANNELS` is the
 //!   `channels` line of docs/PROTOCOL.md), `rtc line JSON` (a line from the other side),
-//!   `rtc send LABEL text|binary DATA` (binary as hex, `-` for empty), `rtc stats`
+//!   `rtc send LABEL text|binary DATA` (binary as hex, `-` for empty), `rtc stats`,
+//!   `rtc hold on|off` (stop or go on reading the channels), `rtc big LABEL SIZE COUNT`
+//!   (COUNT binary messages of SIZE pattern bytes)
 //! * `lobby join URL [NAME] [server]`, `lobby send TEXT`, `lobby send-unreliable TEXT`,
 //!   `lobby leave` (a `Lobby` under `SceneMultiplayer`)
 //! * `mp connect URL` (a `WebSocketMultiplayerPeer` client under `SceneMultiplayer`),
@@ -26,7 +28,7 @@
 //! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`;
 //! `lobby id N`, `lobby name NAME`, `lobby + ID`, `lobby - ID`, `lobby packet FROM MODE TEXT`;
 //! `rtc churn done N`; `rtc out JSON` (a line for the other side), `rtc open LABEL`,
-//! `rtc msg LABEL text|binary DATA`, `rtc state STATE`, `rtc stats KEY=VALUE...`.
+//! `rtc msg LABEL text|binary DATA`, `rtc state STATE`, `rtc closed LABEL`, `rtc stats KEY=VALUE...`.
 //!
 //! Native builds compile to nothing, so the workspace builds and tests as before.
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]

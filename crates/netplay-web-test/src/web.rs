@@ -257,6 +257,27 @@ impl Harness {
                 Ok(())
             }
             "line" => self.echo.as_mut().ok_or("no session")?.line(rest),
+            "hold" => {
+                self.echo.as_mut().ok_or("no session")?.hold = rest == "on";
+                Ok(())
+            }
+            "big" => {
+                let mut w = rest.split(' ');
+                let label = w.next().unwrap_or("");
+                let size = w
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or("size")?;
+                let count = w
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or("count")?;
+                let echo = self.echo.as_mut().ok_or("no session")?;
+                for _ in 0..count {
+                    echo.send(label, &pattern(size), false)?;
+                }
+                Ok(())
+            }
             "stats" => {
                 let line = self.echo.as_ref().ok_or("no session")?.stats_line();
                 self.out.push(line);

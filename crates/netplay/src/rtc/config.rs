@@ -274,7 +274,9 @@ pub struct PeerConfig {
     pub max_buffered_amount: usize,
     /// Bytes of received messages a channel may hold before `poll()` stops reading the
     /// sockets until the application drains it (Godot's `max_channel_in_buffer_kb`, 64 KiB).
-    /// Nothing is dropped: the sender's SCTP stack sees the back pressure.
+    /// Nothing is dropped: the sender's SCTP stack sees the back pressure. In a browser,
+    /// which cannot stop reading, a channel whose unread messages pass four times the larger
+    /// of this and `max_message_size` (1 MiB by default) is closed instead.
     pub max_channel_in_buffer: usize,
     /// The most data channels this connection holds at once, whoever opened them: one
     /// created beyond it is refused with [`Error::TooManyChannels`](super::Error), one the

@@ -119,7 +119,9 @@ impl PeerConnection {
         self.inner.max_message_size()
     }
 
-    /// Statistics.
+    /// Statistics. In a browser, the transport's part comes from `getStats()`, asked at most
+    /// once a second while this is called (so it may be a second old); discarded packets,
+    /// retransmissions and abandoned messages are not told by a browser and stay 0.
     pub fn stats(&self) -> Stats {
         self.inner.stats()
     }
@@ -219,7 +221,8 @@ impl PeerConnection {
 
     /// [`poll`](Self::poll) with the caller's clock: every timer of the connection runs on
     /// the `now` given here (and on the calls' own reading of the clock for signaling).
-    /// Native only: a browser keeps its connection's time itself.
+    /// In a browser, only netplay's own timers (the connect and failed timeouts) run on it;
+    /// the browser keeps the connection's time itself.
     pub fn poll_at(&mut self, now: Instant) {
         self.inner.poll_at(now)
     }
@@ -235,7 +238,8 @@ impl PeerConnection {
 
     /// When [`poll`](Self::poll) must run next at the latest for the connection's timers;
     /// `None` once it is closed or failed. Datagrams that arrive earlier need a poll too:
-    /// [`wait`](Self::wait) waits for both. Native only, as `wait` is.
+    /// [`wait`](Self::wait) waits for both. In a browser: netplay's own timers only (the
+    /// connect and failed timeouts).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }

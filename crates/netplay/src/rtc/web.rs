@@ -895,7 +895,20 @@ impl WebPeer {
                 }
             }
             Seen::Message(id, data, text) => {
+                let limit = self.unread_limit();
                 if let Some(e) = self.channels.get_mut(&id) {
+                    if e.state == ReadyState::Closed {
+                        return;
+                    }
+                    if e.received_bytes + data.len() > limit {
+                        // A browser cannot hold the sender back: a channel whose reader
+                        // stopped is closed rather than left to grow without bound.
+                        tracing::debug!(%id, limit, "unread messages over the limit, closing");
+                        e.state = ReadyState::Closed;
+                        e.js = None;
+                        self.events.push_back(Event::DataChannelClosed(id));
+                        return;
+                    }
                     e.counters.messages_received += 1;
                     e.counters.bytes_received += data.len() as u64;
                     e.received_bytes += data.len();
@@ -919,6 +932,16 @@ impl WebPeer {
                 }
             }
         }
+    }
+
+    /// The most unread bytes a channel holds in a browser, which cannot stop reading (natively
+    /// `max_channel_in_buffer` pauses the sockets instead): four times the larger of
+    /// `max_channel_in_buffer` and `max_message_size`, 1 MiB by default.
+    fn unread_limit(&self) -> usize {
+        4 * self
+            .config
+            .max_channel_in_buffer
+            .max(self.config.max_message_size)
     }
 
     /// Failed: closed, with the events of a failure.
