@@ -25,7 +25,7 @@ use super::url::WsUrl;
 use super::Error;
 
 #[cfg(feature = "deflate")]
-use super::deflate::{DeflateConfig, PerMessageDeflate};
+use super::deflate::PerMessageDeflate;
 #[cfg(feature = "tls")]
 use super::tls::TlsOptions;
 
@@ -142,40 +142,9 @@ impl Peer {
         &mut self.options
     }
 
-    pub(crate) fn set_supported_protocols<I: IntoIterator<Item = S>, S: Into<String>>(
-        &mut self,
-        p: I,
-    ) {
-        self.options.supported_protocols = p.into_iter().map(Into::into).collect();
-    }
-
-    pub(crate) fn set_handshake_headers<I: IntoIterator<Item = S>, S: Into<String>>(
-        &mut self,
-        h: I,
-    ) {
-        self.options.handshake_headers = h.into_iter().map(Into::into).collect();
-    }
-
-    pub(crate) fn set_inbound_buffer_size(&mut self, bytes: usize) {
-        self.options.inbound_buffer_size = bytes;
-    }
-
-    pub(crate) fn set_outbound_buffer_size(&mut self, bytes: usize) {
-        self.options.outbound_buffer_size = bytes;
-    }
-
-    pub(crate) fn set_max_queued_packets(&mut self, n: usize) {
-        self.options.max_queued_packets = n.max(1);
-    }
-
     pub(crate) fn set_heartbeat_interval(&mut self, interval: Option<Duration>) {
         self.options.heartbeat_interval = interval;
         self.next_ping = None;
-    }
-
-    #[cfg(feature = "deflate")]
-    pub(crate) fn set_compression(&mut self, config: Option<DeflateConfig>) {
-        self.options.compression = config;
     }
 
     /// An IP literal connects at once; a hostname resolves on a short-lived thread first.

@@ -3,7 +3,8 @@
 //! The public API is declared here once: [`PeerOptions`], the [`WebSocketPeer`] struct, every
 //! method's signature and documentation. The struct holds the value of the platform it is built
 //! for and each method forwards to the method of the same name on it, so a platform that lacks
-//! one fails to compile here. Native builds use `native` (non-blocking std sockets, rustls);
+//! one fails to compile here; setters of options that only take effect at the next connection
+//! write the options directly. Native builds use `native` (non-blocking std sockets, rustls);
 //! `wasm32` builds use `web` (the browser's `WebSocket`). Framing rules live in
 //! [`super::protocol`].
 
@@ -139,29 +140,29 @@ impl WebSocketPeer {
 
     /// Sets the sub-protocols to request (client) or accept (server).
     pub fn set_supported_protocols<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, p: I) {
-        self.inner.set_supported_protocols(p)
+        self.inner.options_mut().supported_protocols = p.into_iter().map(Into::into).collect();
     }
 
     /// Sets extra handshake header lines (`"Name: value"`).
     ///
     /// Native only: a browser's WebSocket sends no headers of the caller's.
     pub fn set_handshake_headers<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, h: I) {
-        self.inner.set_handshake_headers(h)
+        self.inner.options_mut().handshake_headers = h.into_iter().map(Into::into).collect();
     }
 
     /// Sets the largest inbound message (Godot's `inbound_buffer_size`).
     pub fn set_inbound_buffer_size(&mut self, bytes: usize) {
-        self.inner.set_inbound_buffer_size(bytes)
+        self.inner.options_mut().inbound_buffer_size = bytes;
     }
 
     /// Sets the outbound byte limit (Godot's `outbound_buffer_size`).
     pub fn set_outbound_buffer_size(&mut self, bytes: usize) {
-        self.inner.set_outbound_buffer_size(bytes)
+        self.inner.options_mut().outbound_buffer_size = bytes;
     }
 
     /// Sets the message-queue limit (Godot's `max_queued_packets`).
     pub fn set_max_queued_packets(&mut self, n: usize) {
-        self.inner.set_max_queued_packets(n)
+        self.inner.options_mut().max_queued_packets = n.max(1);
     }
 
     /// Sets the heartbeat interval; `None` turns it off.
@@ -176,7 +177,7 @@ impl WebSocketPeer {
     /// Native only: a browser negotiates compression itself.
     #[cfg(feature = "deflate")]
     pub fn set_compression(&mut self, config: Option<DeflateConfig>) {
-        self.inner.set_compression(config)
+        self.inner.options_mut().compression = config;
     }
 
     /// Starts connecting to a `ws://` or `wss://` URL. Returns at once; `poll()` does the rest.

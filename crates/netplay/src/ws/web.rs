@@ -31,9 +31,6 @@ use super::peer::PeerOptions;
 use super::url::WsUrl;
 use super::{Error, ProtocolError};
 
-#[cfg(feature = "deflate")]
-use super::deflate::DeflateConfig;
-
 /// The wire codes of a close this side starts because a limit was hit: a browser may only send
 /// 1000 or 3000–4999, so the RFC's 1009 and 1008 travel as 4009 and 4008 (the local
 /// `close_code()` says 1009 and 1008, as on native).
@@ -215,39 +212,8 @@ impl Peer {
         &mut self.options
     }
 
-    pub(crate) fn set_supported_protocols<I: IntoIterator<Item = S>, S: Into<String>>(
-        &mut self,
-        p: I,
-    ) {
-        self.options.supported_protocols = p.into_iter().map(Into::into).collect();
-    }
-
-    pub(crate) fn set_handshake_headers<I: IntoIterator<Item = S>, S: Into<String>>(
-        &mut self,
-        h: I,
-    ) {
-        self.options.handshake_headers = h.into_iter().map(Into::into).collect();
-    }
-
-    pub(crate) fn set_inbound_buffer_size(&mut self, bytes: usize) {
-        self.options.inbound_buffer_size = bytes;
-    }
-
-    pub(crate) fn set_outbound_buffer_size(&mut self, bytes: usize) {
-        self.options.outbound_buffer_size = bytes;
-    }
-
-    pub(crate) fn set_max_queued_packets(&mut self, n: usize) {
-        self.options.max_queued_packets = n;
-    }
-
     pub(crate) fn set_heartbeat_interval(&mut self, interval: Option<Duration>) {
         self.options.heartbeat_interval = interval;
-    }
-
-    #[cfg(feature = "deflate")]
-    pub(crate) fn set_compression(&mut self, config: Option<DeflateConfig>) {
-        self.options.compression = config;
     }
 
     pub(crate) fn connect_to_url(&mut self, url: &str, tls: Option<()>) -> Result<(), Error> {
