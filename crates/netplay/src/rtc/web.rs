@@ -385,7 +385,9 @@ pub(crate) struct WebPeer {
     offered: bool,
     /// When both descriptions were given: the connect timeout runs from here.
     connect_deadline: Option<Instant>,
-    disconnected_since: Option<Instant>,
+    /// While Disconnected: when it becomes Failed (`ice_failed_timeout` counted from the
+    /// silence the browser saw, less the `ice_disconnected_timeout` it took to say so).
+    failed_at: Option<Instant>,
     closed: bool,
     /// The transport's part of the statistics, from the last `getStats()`.
     transport_stats: Stats,
@@ -425,7 +427,7 @@ impl WebPeer {
             remote_given: false,
             offered: false,
             connect_deadline: None,
-            disconnected_since: None,
+            failed_at: None,
             closed: false,
             transport_stats: Stats::default(),
             stats_wanted: std::cell::Cell::new(false),
@@ -800,14 +802,8 @@ impl WebPeer {
                 self.fail();
             }
         }
-        if let Some(since) = self.disconnected_since {
-            let grace = self
-                .config
-                .ice_failed_timeout
-                .saturating_sub(self.config.ice_disconnected_timeout);
-            if now >= since + grace {
-                self.fail();
-            }
+        if self.failed_at.is_some_and(|at| now >= at) {
+            self.fail();
         }
         // Forget closed channels whose messages were taken.
         self.channels
@@ -848,7 +844,11 @@ impl WebPeer {
                     "closed" => ConnectionState::Closed,
                     _ => return,
                 };
-                self.disconnected_since = (state == ConnectionState::Disconnected).then_some(now);
+                let grace = self
+                    .config
+                    .ice_failed_timeout
+                    .saturating_sub(self.config.ice_disconnected_timeout);
+                self.failed_at = (state == ConnectionState::Disconnected).then_some(now + grace);
                 if state == ConnectionState::Connected {
                     self.connect_deadline = None;
                 }
@@ -988,14 +988,7 @@ impl WebPeer {
         if self.closed {
             return None;
         }
-        let failed = self.disconnected_since.map(|since| {
-            since
-                + self
-                    .config
-                    .ice_failed_timeout
-                    .saturating_sub(self.config.ice_disconnected_timeout)
-        });
-        match (self.connect_deadline, failed) {
+        match (self.connect_deadline, self.failed_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
