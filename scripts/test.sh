@@ -43,6 +43,8 @@ exec </dev/null
 export NETPLAY_VENV="${NETPLAY_VENV:-$ROOT/.venv}"
 export NETPLAY_NODE_DIR="${NETPLAY_NODE_DIR:-$ROOT/tests/interop/node}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build from scratch: incremental caches would only double the space the build takes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 failed=()
 step() { printf '\n==== %s\n' "$*" >&2; }
