@@ -548,6 +548,9 @@ function __wbg_get_imports() {
         __wbg_set_negotiated_8efd1114268dcb64: function(arg0, arg1) {
             arg0.negotiated = arg1 !== 0;
         },
+        __wbg_set_onbufferedamountlow_5338056914d5225a: function(arg0, arg1) {
+            arg0.onbufferedamountlow = arg1;
+        },
         __wbg_set_onclose_078935cf8d0fb024: function(arg0, arg1) {
             arg0.onclose = arg1;
         },
@@ -677,7 +680,7 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 156, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 158, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__he8ec7d37b44556f7);
             return ret;
         },

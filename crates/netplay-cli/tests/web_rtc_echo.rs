@@ -166,6 +166,23 @@ fn run(browser_offers: bool, mdns: bool) {
         assert!(!stats.contains("rtt_ms=-"), "{stats}");
     }
 
+    // The low-water event: a burst far over the threshold, reported once it drained to it.
+    browser.write_line("cmd 1 rtc low reliable 32768");
+    browser.wait_exact(WAIT, "tab 1 ok");
+    browser.write_line("cmd 1 rtc big reliable 60000 8");
+    browser.wait_exact(WAIT, "tab 1 ok");
+    let low = browser.wait(WAIT, "the low-water event", |l| {
+        l.starts_with("tab 1 rtc low reliable ")
+            .then(|| l.to_string())
+    });
+    let buffered: usize = low
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("buffered="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(buffered <= 32768, "{low}");
+    assert!(low.ends_with("threshold=32768"), "{low}");
+
     if browser_offers && !mdns {
         // A page that stops reading: the echoes pile up unread until the channel passes its
         // limit (4 x 256 KiB by default) and is closed, instead of growing without bound.

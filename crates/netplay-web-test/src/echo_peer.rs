@@ -91,15 +91,29 @@ impl EchoSession {
         result.map_err(|e| e.to_string())
     }
 
-    /// Sends on the channel labelled `label`.
-    pub(crate) fn send(&mut self, label: &str, data: &[u8], text: bool) -> Result<(), String> {
+    /// The channel labelled `label`.
+    fn labelled(&mut self, label: &str) -> Result<netplay::rtc::DataChannel<'_>, String> {
         let id = self
             .labels
             .iter()
             .find(|(_, l)| l.as_str() == label)
             .map(|(id, _)| *id)
             .ok_or("no such channel")?;
-        let mut channel = self.pc.channel(id).ok_or("the channel is gone")?;
+        self.pc
+            .channel(id)
+            .ok_or_else(|| "the channel is gone".into())
+    }
+
+    /// Sets the low-water mark of the channel labelled `label`.
+    pub(crate) fn set_low(&mut self, label: &str, bytes: usize) -> Result<(), String> {
+        self.labelled(label)?
+            .set_buffered_amount_low_threshold(bytes);
+        Ok(())
+    }
+
+    /// Sends on the channel labelled `label`.
+    pub(crate) fn send(&mut self, label: &str, data: &[u8], text: bool) -> Result<(), String> {
+        let mut channel = self.labelled(label)?;
         let result = if text {
             channel.send_text(std::str::from_utf8(data).map_err(|e| e.to_string())?)
         } else {
@@ -173,6 +187,15 @@ impl EchoSession {
                 Event::DataChannelClosed(id) => {
                     if let Some(label) = self.labels.get(&id) {
                         out.push(format!("rtc closed {label}"));
+                    }
+                }
+                Event::BufferedAmountLow(id) => {
+                    if let (Some(label), Some(ch)) = (self.labels.get(&id), self.pc.channel(id)) {
+                        out.push(format!(
+                            "rtc low {label} buffered={} threshold={}",
+                            ch.buffered_amount(),
+                            ch.buffered_amount_low_threshold()
+                        ));
                     }
                 }
                 Event::ConnectionStateChanged(state) => {

@@ -278,6 +278,14 @@ impl Harness {
                 }
                 Ok(())
             }
+            "low" => {
+                let (label, bytes) = rest.split_once(' ').ok_or("rtc low LABEL BYTES")?;
+                let bytes = bytes.parse::<usize>().map_err(|e| e.to_string())?;
+                self.echo
+                    .as_mut()
+                    .ok_or("no session")?
+                    .set_low(label, bytes)
+            }
             "stats" => {
                 let line = self.echo.as_ref().ok_or("no session")?.stats_line();
                 self.out.push(line);

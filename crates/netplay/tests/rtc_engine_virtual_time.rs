@@ -363,3 +363,94 @@ fn a_message_with_a_1_ms_lifetime_goes_out_with_the_next_poll_however_late_then_
     });
     assert_eq!(net.b.channel(ub).unwrap().get_packet().unwrap(), b"next");
 }
+
+fn low_events(events: &[Event], channel: ChannelId) -> usize {
+    events
+        .iter()
+        .filter(|e| **e == Event::BufferedAmountLow(channel))
+        .count()
+}
+
+/// Sends 16 KiB messages on `ca` until the send buffer is full; returns the bytes sent.
+fn fill(net: &mut Net, ca: ChannelId) -> usize {
+    let message = vec![7u8; 16 * 1024];
+    let mut sent = 0;
+    while net.a.channel(ca).unwrap().put_packet(&message).is_ok() {
+        sent += message.len();
+    }
+    sent
+}
+
+/// Steps while `b` reads what arrives, until `a` has nothing buffered; returns the bytes read.
+fn drain(net: &mut Net, ca: ChannelId, cb: ChannelId) -> usize {
+    let mut read = 0;
+    net.until("everything acknowledged", Duration::from_secs(10), |n| {
+        while let Some(p) = n.b.channel(cb).unwrap().get_packet() {
+            read += p.len();
+        }
+        n.a.channel(ca).unwrap().buffered_amount() == 0
+    });
+    read
+}
+
+#[test]
+fn buffered_amount_low_is_queued_once_when_the_buffered_amount_falls_to_the_threshold() {
+    let mut net = Net::new(PeerConfig::loopback());
+    let (ca, cb) = net.start();
+    open_channels(&mut net, ca, cb);
+    let threshold = 64 * 1024;
+    net.a
+        .channel(ca)
+        .unwrap()
+        .set_buffered_amount_low_threshold(threshold);
+    assert_eq!(
+        net.a.channel(ca).unwrap().buffered_amount_low_threshold(),
+        threshold
+    );
+
+    let sent = fill(&mut net, ca);
+    assert!(net.a.channel(ca).unwrap().buffered_amount() > threshold);
+    assert_eq!(low_events(&net.events_a, ca), 0);
+    let mut read = 0;
+    net.until("bufferedamountlow", Duration::from_secs(10), |n| {
+        while let Some(p) = n.b.channel(cb).unwrap().get_packet() {
+            read += p.len();
+        }
+        low_events(&n.events_a, ca) == 1
+    });
+    // Reported on the fall, while some of the burst may still be in flight.
+    assert!(net.a.channel(ca).unwrap().buffered_amount() <= threshold);
+    read += drain(&mut net, ca, cb);
+    assert_eq!(read, sent);
+    // Once per fall: an idle channel reports nothing more.
+    for _ in 0..40 {
+        net.step();
+    }
+    assert_eq!(low_events(&net.events_a, ca), 1);
+}
+
+#[test]
+fn a_threshold_raised_over_the_buffered_amount_reports_nothing_and_lowering_it_rearms() {
+    let mut net = Net::new(PeerConfig::loopback());
+    let (ca, cb) = net.start();
+    open_channels(&mut net, ca, cb);
+
+    // Over what is buffered: no fall to report.
+    let sent = fill(&mut net, ca);
+    net.a
+        .channel(ca)
+        .unwrap()
+        .set_buffered_amount_low_threshold(usize::MAX);
+    assert_eq!(drain(&mut net, ca, cb), sent);
+    assert_eq!(low_events(&net.events_a, ca), 0);
+
+    // Under what is buffered: the fall to it is reported.
+    fill(&mut net, ca);
+    net.a
+        .channel(ca)
+        .unwrap()
+        .set_buffered_amount_low_threshold(0);
+    drain(&mut net, ca, cb);
+    net.step();
+    assert_eq!(low_events(&net.events_a, ca), 1);
+}

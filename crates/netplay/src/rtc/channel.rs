@@ -172,6 +172,22 @@ impl DataChannel<'_> {
         self.inner.buffered_amount()
     }
 
+    /// The level of [`buffered_amount`](Self::buffered_amount) at or under which a fall
+    /// from over it queues [`Event::BufferedAmountLow`](super::Event::BufferedAmountLow):
+    /// 0 (everything acknowledged) until set.
+    pub fn buffered_amount_low_threshold(&self) -> usize {
+        self.inner.buffered_amount_low_threshold()
+    }
+
+    /// Sets the low-water mark of [`buffered_amount_low_threshold`](Self::buffered_amount_low_threshold)
+    /// (a browser's `bufferedAmountLowThreshold`). A sender that fills the buffer until
+    /// [`Error::BufferFull`] and waits for the event sends as fast as the path allows without
+    /// polling the buffered amount. Setting it over what is buffered now queues no event:
+    /// only a fall is reported.
+    pub fn set_buffered_amount_low_threshold(&mut self, bytes: usize) {
+        self.inner.set_buffered_amount_low_threshold(bytes)
+    }
+
     /// Messages and bytes sent and received on this channel.
     pub fn counters(&self) -> ChannelCounters {
         self.inner.counters()

@@ -29,6 +29,9 @@ pub(crate) struct Channels {
     /// Channels closed while the connection lives, to forget once their stream is free and
     /// their queue empty.
     closed: Vec<u32>,
+    /// Channels whose buffered amount was over their low threshold when last seen: the only
+    /// ones checked for [`Event::BufferedAmountLow`](super::Event::BufferedAmountLow).
+    over_low: BTreeSet<u32>,
     next: u32,
     max: usize,
     /// Received bytes held by all channels together.
@@ -45,6 +48,7 @@ impl Channels {
             by_stream: HashMap::new(),
             waiting: BTreeSet::new(),
             closed: Vec::new(),
+            over_low: BTreeSet::new(),
             next: 0,
             max,
             held: 0,
@@ -157,6 +161,46 @@ impl Channels {
                 self.closed.push(id.0);
             }
         }
+    }
+
+    /// Notes whether a channel's buffered amount is over its low threshold: one that is will
+    /// be checked by [`take_low`](Self::take_low).
+    pub(crate) fn set_over_low(&mut self, id: ChannelId, over: bool) {
+        if over {
+            self.over_low.insert(id.0);
+        } else {
+            self.over_low.remove(&id.0);
+        }
+    }
+
+    /// The channels over their low threshold whose buffered amount, as `buffered` tells it,
+    /// is now at or under it: they are taken out of the set. Channels no longer open leave
+    /// it without being returned.
+    pub(crate) fn take_low(
+        &mut self,
+        mut buffered: impl FnMut(&ChannelEntry) -> usize,
+    ) -> Vec<ChannelId> {
+        let mut low = Vec::new();
+        let entries = &self.entries;
+        self.over_low.retain(|id| {
+            let Some(entry) = entries.get(id) else {
+                return false;
+            };
+            if !matches!(entry.state, ChannelState::Open { .. }) {
+                return false;
+            }
+            if buffered(entry) > entry.low_threshold {
+                return true;
+            }
+            low.push(ChannelId(*id));
+            false
+        });
+        low
+    }
+
+    /// Whether some channel is over its low threshold.
+    pub(crate) fn any_over_low(&self) -> bool {
+        !self.over_low.is_empty()
     }
 
     /// Gives a waiting channel its stream.

@@ -682,7 +682,24 @@ impl Engine {
                 }
             }
             self.transport.drive(now);
+            self.report_buffered_low();
         }
+    }
+
+    /// Queues [`Event::BufferedAmountLow`] for the channels whose buffered amount fell to
+    /// their threshold since the last check. Only channels that were over it are looked at.
+    fn report_buffered_low(&mut self) {
+        if !self.channels.any_over_low() {
+            return;
+        }
+        let Some(sctp) = self.transport.sctp_ref() else {
+            return;
+        };
+        let low = self
+            .channels
+            .take_low(|entry| entry.stream_id.map_or(0, |s| sctp.buffered_amount(s)));
+        self.events
+            .extend(low.into_iter().map(Event::BufferedAmountLow));
     }
 
     fn handle_transport_event(&mut self, event: TransportEvent, now: Instant) {

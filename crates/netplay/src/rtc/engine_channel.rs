@@ -82,6 +82,9 @@ pub(crate) struct ChannelEntry {
     pub(crate) inbound: VecDeque<Packet>,
     pub(crate) inbound_bytes: usize,
     pub(crate) last_was_string: bool,
+    /// The buffered amount at or under which the channel reports
+    /// [`Event::BufferedAmountLow`](super::Event::BufferedAmountLow) when it falls there.
+    pub(crate) low_threshold: usize,
     pub(crate) messages_sent: u64,
     pub(crate) bytes_sent: u64,
     pub(crate) messages_received: u64,
@@ -103,6 +106,7 @@ impl ChannelEntry {
             inbound: VecDeque::new(),
             inbound_bytes: 0,
             last_was_string: false,
+            low_threshold: 0,
             messages_sent: 0,
             bytes_sent: 0,
             messages_received: 0,
@@ -132,6 +136,7 @@ impl ChannelEntry {
             inbound: VecDeque::new(),
             inbound_bytes: 0,
             last_was_string: false,
+            low_threshold: 0,
             messages_sent: 0,
             bytes_sent: 0,
             messages_received: 0,
@@ -241,9 +246,13 @@ impl EngineChannel<'_> {
             }
             Err(e) => return Err(Error::Engine(e.to_string())),
         }
+        let buffered = sctp.buffered_amount(stream);
         let entry = self.entry_mut();
         entry.messages_sent += 1;
         entry.bytes_sent += data.len() as u64;
+        if buffered > entry.low_threshold {
+            self.pc.channels.set_over_low(self.id, true);
+        }
         Ok(())
     }
 
@@ -317,6 +326,18 @@ impl EngineChannel<'_> {
             .transport
             .sctp_ref()
             .map_or(0, |sctp| sctp.buffered_amount(stream))
+    }
+
+    pub(crate) fn buffered_amount_low_threshold(&self) -> usize {
+        self.entry().low_threshold
+    }
+
+    pub(crate) fn set_buffered_amount_low_threshold(&mut self, bytes: usize) {
+        self.entry_mut().low_threshold = bytes;
+        // Only a fall from over the threshold is reported, not a threshold raised over what
+        // is buffered.
+        let over = self.buffered_amount() > bytes;
+        self.pc.channels.set_over_low(self.id, over);
     }
 
     pub(crate) fn counters(&self) -> ChannelCounters {

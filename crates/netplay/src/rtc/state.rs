@@ -153,6 +153,10 @@ pub enum Event {
     DataChannelOpen(ChannelId),
     /// A channel became closed.
     DataChannelClosed(ChannelId),
+    /// The channel's [`buffered_amount`](super::DataChannel::buffered_amount) fell from over
+    /// its [`buffered_amount_low_threshold`](super::DataChannel::buffered_amount_low_threshold)
+    /// to at or under it (a browser's `bufferedamountlow`): there is room to send again.
+    BufferedAmountLow(ChannelId),
     /// The connection state changed.
     ConnectionStateChanged(ConnectionState),
     /// The gathering state changed.

@@ -56,6 +56,8 @@ enum Seen {
     Open(ChannelId),
     Message(ChannelId, Vec<u8>, bool),
     Closed(ChannelId),
+    /// `bufferedamountlow`.
+    Low(ChannelId),
     /// A description this side created and applied.
     Local(SdpKind, String),
     /// A promise of the browser's was rejected.
@@ -94,6 +96,7 @@ struct JsChannel {
     _on_open: Closure<dyn FnMut(JsEvent)>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(JsEvent)>,
+    _on_low: Closure<dyn FnMut(JsEvent)>,
 }
 
 impl JsChannel {
@@ -117,12 +120,16 @@ impl JsChannel {
         let on_close = Closure::new(move |_: JsEvent| push(&i, Seen::Closed(id)));
         dc.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         dc.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let i = inbox.clone();
+        let on_low = Closure::new(move |_: JsEvent| push(&i, Seen::Low(id)));
         dc.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        dc.set_onbufferedamountlow(Some(on_low.as_ref().unchecked_ref()));
         JsChannel {
             dc,
             _on_open: on_open,
             _on_message: on_message,
             _on_close: on_close,
+            _on_low: on_low,
         }
     }
 }
@@ -132,6 +139,7 @@ impl Drop for JsChannel {
         self.dc.set_onopen(None);
         self.dc.set_onmessage(None);
         self.dc.set_onclose(None);
+        self.dc.set_onbufferedamountlow(None);
         self.dc.close();
     }
 }
@@ -322,6 +330,8 @@ struct Entry {
     was_string: bool,
     write_mode: WriteMode,
     counters: ChannelCounters,
+    /// The browser's `bufferedAmountLowThreshold`, kept here too for after the channel closed.
+    low_threshold: usize,
 }
 
 impl Entry {
@@ -340,6 +350,7 @@ impl Entry {
             was_string: false,
             write_mode: WriteMode::Binary,
             counters: ChannelCounters::default(),
+            low_threshold: 0,
         }
     }
 
@@ -915,6 +926,15 @@ impl WebPeer {
                     e.received.push_back((data, text));
                 }
             }
+            Seen::Low(id) => {
+                if self
+                    .channels
+                    .get(&id)
+                    .is_some_and(|e| e.state == ReadyState::Open)
+                {
+                    self.events.push_back(Event::BufferedAmountLow(id));
+                }
+            }
             Seen::Closed(id) => {
                 if let Some(e) = self.channels.get_mut(&id) {
                     if e.state != ReadyState::Closed {
@@ -1124,6 +1144,19 @@ impl WebChannel<'_> {
 
     pub(crate) fn buffered_amount(&self) -> usize {
         self.entry.buffered()
+    }
+
+    pub(crate) fn buffered_amount_low_threshold(&self) -> usize {
+        self.entry.low_threshold
+    }
+
+    pub(crate) fn set_buffered_amount_low_threshold(&mut self, bytes: usize) {
+        // The browser's attribute is 32 bits: more than that is "never low" either way.
+        let bytes = bytes.min(u32::MAX as usize);
+        self.entry.low_threshold = bytes;
+        if let Some(js) = &self.entry.js {
+            js.dc.set_buffered_amount_low_threshold(bytes as u32);
+        }
     }
 
     pub(crate) fn counters(&self) -> ChannelCounters {
