@@ -263,10 +263,80 @@ fn one_mebibyte_arrives_intact_through_back_pressure() {
         "the send buffer never filled: no back pressure seen"
     );
     assert!(received == data, "the data arrived altered");
+    // What the slow reader holds stays bounded: its limit, plus what was on the way when
+    // the closed window stopped the sender (at most the sender's budget).
+    assert!(
+        max_queued <= 32 * 1024 + 256 * 1024 + 64 * 1024,
+        "the reader held {max_queued} bytes"
+    );
     assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
     let stats = pair.p2.stats();
     assert_eq!(stats.message_bytes_received, data.len() as u64);
     assert!(pair.p1.stats().message_bytes_sent >= data.len() as u64);
+}
+
+#[test]
+fn two_peers_that_echo_each_other_at_full_speed_never_wait_on_each_other() {
+    // p2 echoes as `netplay rtc-echo` does: when its send buffer is full it keeps the message
+    // and stops reading, so its channel fills up. p1 sends 4 MiB and reads the echoes slowly.
+    // A full channel must not keep p2 from reading the acknowledgements that free its own
+    // send buffer (it once stopped reading its sockets, and the two waited on each other).
+    let config = PeerConfig {
+        max_buffered_amount: 256 * 1024,
+        max_channel_in_buffer: 32 * 1024,
+        ..PeerConfig::loopback()
+    };
+    let mut pair = Pair::with_config(config);
+    let (ch1, ch2) = pair.create_channel("echo", DataChannelOptions::negotiated(9));
+    pair.offer();
+    pair.open(ch1, ch2);
+
+    let total = 4 * 1024 * 1024;
+    let message = vec![0x42u8; 16 * 1024];
+    let (mut sent, mut echoed, mut round) = (0, 0, 0u64);
+    let mut waiting: Option<Vec<u8>> = None;
+    let (mut p1_full, mut p2_full) = (false, false);
+    pair.until("4 MiB echoed", |p| {
+        round += 1;
+        while sent < total {
+            match p.p1.channel(ch1).unwrap().put_packet(&message) {
+                Ok(()) => sent += message.len(),
+                Err(Error::BufferFull { .. }) => {
+                    p1_full = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        loop {
+            let next = waiting
+                .take()
+                .or_else(|| p.p2.channel(ch2).unwrap().get_packet());
+            let Some(m) = next else { break };
+            match p.p2.channel(ch2).unwrap().put_packet(&m) {
+                Ok(()) => {}
+                Err(Error::BufferFull { .. }) => {
+                    p2_full = true;
+                    waiting = Some(m);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if round.is_multiple_of(4) {
+            while let Some(m) = p.p1.channel(ch1).unwrap().get_packet() {
+                assert_eq!(m, message);
+                echoed += m.len();
+            }
+        }
+        echoed == total
+    });
+    assert!(
+        p1_full && p2_full,
+        "both send buffers filled: {p1_full} {p2_full}"
+    );
+    assert_eq!(pair.p1.connection_state(), ConnectionState::Connected);
+    assert_eq!(pair.p2.connection_state(), ConnectionState::Connected);
 }
 
 /// A pair whose p1 loses every 20th SCTP packet each way (netplay's own test impairment).

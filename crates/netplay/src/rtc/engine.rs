@@ -526,13 +526,6 @@ impl Engine {
         self.transport.recycle(buffer);
     }
 
-    /// Whether the engine takes more datagrams now. `false` while a channel holds
-    /// [`PeerConfig::max_channel_in_buffer`] received bytes: a driver then leaves datagrams
-    /// in its socket, so the back pressure reaches the sender.
-    pub fn wants_input(&self) -> bool {
-        !self.channels.any_full()
-    }
-
     /// Tells the engine that a local candidate was gathered (its base is the socket address
     /// datagrams from it are sent from); queues [`Event::IceCandidateCreated`].
     pub fn add_local_candidate(&mut self, local: LocalCandidate) {
@@ -674,10 +667,19 @@ impl Engine {
         }
         if self.established {
             self.open_waiting_channels(now);
-            let held = self.channels.held_bytes();
-            if held != self.held_reported {
-                self.held_reported = held;
-                if let Some(sctp) = self.transport.sctp() {
+            if let Some(sctp) = self.transport.sctp() {
+                // What the channels hold counts against the window we advertise, and a
+                // channel at its limit closes it: the sender stops on it, while SACKs, ICE
+                // checks and consent go on being read. (Not reading the sockets instead would
+                // also hold back the SACKs that free our own send buffer: two peers that
+                // echo each other would wait on each other for good.)
+                let held = if self.channels.any_full() {
+                    sctp.receive_window()
+                } else {
+                    self.channels.held_bytes()
+                };
+                if held != self.held_reported {
+                    self.held_reported = held;
                     sctp.set_held_bytes(held);
                 }
             }

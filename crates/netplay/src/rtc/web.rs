@@ -955,10 +955,12 @@ impl WebPeer {
     }
 
     /// The most unread bytes a channel holds in a browser, which cannot stop reading (natively
-    /// `max_channel_in_buffer` pauses the sockets instead): four times the larger of
-    /// `max_channel_in_buffer` and `max_message_size`, 1 MiB by default.
+    /// `max_channel_in_buffer` closes the receive window instead): 64 times the larger of
+    /// `max_channel_in_buffer` and `max_message_size`, 16 MiB by default. A page that polls
+    /// once a frame must not lose a channel to a fast sender: at 100 MB/s, 16 MiB is what
+    /// arrives in 160 ms, ten frames.
     fn unread_limit(&self) -> usize {
-        4 * self
+        64 * self
             .config
             .max_channel_in_buffer
             .max(self.config.max_message_size)
