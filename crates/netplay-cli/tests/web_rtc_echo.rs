@@ -170,9 +170,10 @@ fn run(browser_offers: bool, mdns: bool) {
     browser.write_line("cmd 1 rtc low reliable 32768");
     browser.wait_exact(WAIT, "tab 1 ok");
     browser.write_line("cmd 1 rtc big reliable 60000 8");
-    browser.wait_exact(WAIT, "tab 1 ok");
+    browser.wait_exact(WAIT, "tab 1 rtc big sent 8");
+    // (With the default threshold of 0, each earlier message's send raised one too.)
     let low = browser.wait(WAIT, "the low-water event", |l| {
-        l.starts_with("tab 1 rtc low reliable ")
+        (l.starts_with("tab 1 rtc low reliable ") && l.ends_with("threshold=32768"))
             .then(|| l.to_string())
     });
     let buffered: usize = low
@@ -181,18 +182,36 @@ fn run(browser_offers: bool, mdns: bool) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
     assert!(buffered <= 32768, "{low}");
-    assert!(low.ends_with("threshold=32768"), "{low}");
 
     if browser_offers && !mdns {
         // A page that stops reading: the echoes pile up unread until the channel passes its
-        // limit (4 x 256 KiB by default) and is closed, instead of growing without bound.
+        // limit (64 x 256 KiB by default) and is closed, instead of growing without bound.
         browser.write_line("cmd 1 rtc hold on");
-        // In rounds that fit the send budget (1 MiB), until 1.9 MB came back.
-        for _ in 0..4 {
-            browser.write_line("cmd 1 rtc big reliable 60000 8");
-            browser.wait_exact(WAIT, "tab 1 ok");
-            std::thread::sleep(Duration::from_millis(300));
+        // In rounds of what the send budget (1 MiB) takes, until the channel is closed.
+        let limit = 64 * 256 * 1024;
+        let mut sent = 0;
+        loop {
+            assert!(
+                sent * 60000 < limit + (4 << 20),
+                "{sent} messages and still open"
+            );
+            browser.write_line("cmd 1 rtc big reliable 60000 16");
+            let round = browser.wait(WAIT, "rtc big sent", |l| {
+                if l.starts_with("tab 1 error big: ") {
+                    return Some(None);
+                }
+                Some(Some(
+                    l.strip_prefix("tab 1 rtc big sent ")?
+                        .parse::<usize>()
+                        .ok()?,
+                ))
+            });
+            let Some(round) = round else { break };
+            sent += round;
+            std::thread::sleep(Duration::from_millis(50));
         }
+        // Not before the limit: what came back unread is at most what was sent.
+        assert!(sent * 60000 > limit, "closed after {sent} messages");
         browser.wait_exact(WAIT, "tab 1 rtc closed reliable");
     }
 

@@ -15,7 +15,8 @@
 //!   `channels` line of docs/PROTOCOL.md), `rtc line JSON` (a line from the other side),
 //!   `rtc send LABEL text|binary DATA` (binary as hex, `-` for empty), `rtc stats`,
 //!   `rtc hold on|off` (stop or go on reading the channels), `rtc big LABEL SIZE COUNT`
-//!   (COUNT binary messages of SIZE pattern bytes)
+//!   (up to COUNT binary messages of SIZE pattern bytes, as many as the send buffer takes),
+//!   `rtc low LABEL BYTES` (the channel's low-water mark)
 //! * `lobby join URL [NAME] [server]`, `lobby send TEXT`, `lobby send-unreliable TEXT`,
 //!   `lobby leave` (a `Lobby` under `SceneMultiplayer`)
 //! * `mp connect URL` (a `WebSocketMultiplayerPeer` client under `SceneMultiplayer`),
@@ -28,15 +29,22 @@
 //! `mp - ID`, `mp packet FROM TEXT`, `mp server-disconnected`, `mp connection-failed`;
 //! `lobby id N`, `lobby name NAME`, `lobby + ID`, `lobby - ID`, `lobby packet FROM MODE TEXT`;
 //! `rtc churn done N`; `rtc out JSON` (a line for the other side), `rtc open LABEL`,
-//! `rtc msg LABEL text|binary DATA`, `rtc state STATE`, `rtc closed LABEL`, `rtc stats KEY=VALUE...`.
+//! `rtc msg LABEL text|binary DATA`, `rtc state STATE`, `rtc closed LABEL`, `rtc stats KEY=VALUE...`,
+//! `rtc big sent N`, `rtc low LABEL buffered=N threshold=N` (the low-water event).
+//!
+//! `BenchPeer` is the netplay side of the browser benchmark (`bench/web.sh`).
 //!
 //! Native builds compile to nothing, so the workspace builds and tests as before.
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
 
 #[cfg(target_arch = "wasm32")]
+mod bench;
+#[cfg(target_arch = "wasm32")]
 mod echo_peer;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
+#[cfg(target_arch = "wasm32")]
+pub use bench::BenchPeer;
 #[cfg(target_arch = "wasm32")]
 pub use web::Harness;
