@@ -223,7 +223,7 @@ async function main() {
     for (let run = 0; run < a.runs; run++) {
       // The order of the two rotates between runs.
       const impls = run % 2 === 0 ? ['netplay', 'js'] : ['js', 'netplay'];
-      for (const impl of impls) {
+      for (const impl of [...impls, 'js-events']) {
         for (const line of await pageToPage(context, base, impl, a)) console.log(line);
       }
       for (const native of a.native) {
