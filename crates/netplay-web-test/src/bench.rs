@@ -12,11 +12,9 @@
 //! timed until all of it came back), `pingpong(count, size)` (round trips, each
 //! sent when the previous echo arrived), `echo(on)` (echo what arrives).
 
-use netplay::rtc::{
-    ChannelId, DataChannelOptions, Event, GatheringState, PeerConfig, PeerConnection, SdpKind,
-};
+use netplay::rtc::{ChannelId, DataChannelOptions, Event, PeerConfig, PeerConnection, SdpKind};
 use netplay::time::Instant;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// The bulk sender keeps the send buffer between these two levels: it sends while the
@@ -121,24 +119,13 @@ impl BenchPeer {
         self.pc.poll();
         while let Some(event) = self.pc.poll_event() {
             match event {
-                Event::SessionDescriptionCreated { kind, sdp } => {
-                    let _ = self.pc.set_local_description(kind, &sdp);
-                    let kind = if kind == SdpKind::Offer {
-                        "offer"
-                    } else {
-                        "answer"
-                    };
-                    self.out
-                        .push(format!("signal {}", json!({"type": kind, "sdp": sdp})));
+                Event::SessionDescriptionCreated { .. }
+                | Event::IceCandidateCreated { .. }
+                | Event::GatheringStateChanged(_) => {
+                    if let Some(line) = crate::echo_peer::signal_line(&mut self.pc, event) {
+                        self.out.push(format!("signal {line}"));
+                    }
                 }
-                Event::IceCandidateCreated { mid, candidate, .. } => self.out.push(format!(
-                    "signal {}",
-                    json!({"type": "candidate", "mid": mid, "candidate": candidate})
-                )),
-                Event::GatheringStateChanged(GatheringState::Complete) => self.out.push(format!(
-                    "signal {}",
-                    json!({"type": "candidate", "mid": "0", "candidate": ""})
-                )),
                 Event::DataChannelOpen(_) => self.out.push("open".into()),
                 Event::BufferedAmountLow(_) => {
                     self.waiting_low = false;

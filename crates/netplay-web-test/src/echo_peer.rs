@@ -23,6 +23,32 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The line of docs/PROTOCOL.md for a signaling event (a description, which is also applied
+/// locally, a candidate, or the end of candidates once gathering is complete); `None` for
+/// other events.
+pub(crate) fn signal_line(pc: &mut PeerConnection, event: Event) -> Option<Value> {
+    Some(match event {
+        Event::SessionDescriptionCreated { kind, sdp } => {
+            let _ = pc.set_local_description(kind, &sdp);
+            let kind = if kind == SdpKind::Offer {
+                "offer"
+            } else {
+                "answer"
+            };
+            json!({"type": kind, "sdp": sdp})
+        }
+        Event::IceCandidateCreated {
+            mid,
+            index,
+            candidate,
+        } => json!({"type": "candidate", "mid": mid, "index": index, "candidate": candidate}),
+        Event::GatheringStateChanged(GatheringState::Complete) => {
+            json!({"type": "candidate", "mid": "0", "index": 0, "candidate": ""})
+        }
+        _ => return None,
+    })
+}
+
 impl EchoSession {
     /// `offer`: this side opens the in-band channels and writes the offer.
     pub(crate) fn start(offer: bool, channels: &str) -> Result<EchoSession, String> {
@@ -144,27 +170,13 @@ impl EchoSession {
         self.pc.poll();
         while let Some(event) = self.pc.poll_event() {
             match event {
-                Event::SessionDescriptionCreated { kind, sdp } => {
-                    let _ = self.pc.set_local_description(kind, &sdp);
-                    let kind = if kind == SdpKind::Offer {
-                        "offer"
-                    } else {
-                        "answer"
-                    };
-                    out.push(format!("rtc out {}", json!({"type": kind, "sdp": sdp})));
+                Event::SessionDescriptionCreated { .. }
+                | Event::IceCandidateCreated { .. }
+                | Event::GatheringStateChanged(_) => {
+                    if let Some(line) = signal_line(&mut self.pc, event) {
+                        out.push(format!("rtc out {line}"));
+                    }
                 }
-                Event::IceCandidateCreated {
-                    mid,
-                    index,
-                    candidate,
-                } => out.push(format!(
-                    "rtc out {}",
-                    json!({"type": "candidate", "mid": mid, "index": index, "candidate": candidate})
-                )),
-                Event::GatheringStateChanged(GatheringState::Complete) => out.push(format!(
-                    "rtc out {}",
-                    json!({"type": "candidate", "mid": "0", "index": 0, "candidate": ""})
-                )),
                 Event::DataChannelReceived(id) => {
                     if let Some(ch) = self.pc.channel(id) {
                         self.labels.insert(id, ch.label().to_string());
