@@ -2,7 +2,7 @@
 //! for wasm32 run in two headless Chromium tabs over the browser's own WebSocket and
 //! `RTCPeerConnection`, and two native `netplay chat` processes join the same mesh through
 //! `netplay serve`. Every pair exchanges on the reliable and the unreliable channel, and a tab
-//! closed mid-session leaves every other peer.
+//! closed mid-session leaves every other peer; so does a tab whose renderer crashes.
 //!
 //! Chromium gathers no loopback candidates, so everything runs inside one network namespace
 //! made by the test (`tests/interop/netns.sh`, whose only address besides loopback is
@@ -168,4 +168,31 @@ fn two_browser_tabs_and_two_native_chats_share_a_mesh_and_hear_a_closed_tab_leav
     }
     let log = s.browser.service.log();
     assert!(!log.contains("pageerror"), "{log}");
+}
+
+#[test]
+fn a_crashed_tab_leaves_every_other_peer_like_a_closed_one() {
+    // The renderer dies without closing anything: the browser process closes its sockets,
+    // and the signaling server's leave reaches everyone.
+    let mut s = Setup::start();
+    let (t1, lobby) = s.tab_joins(1, "");
+    let c1 = s.chat_joins(&lobby);
+    let (t2, _) = s.tab_joins(2, &lobby);
+    s.browser.wait_exact(WAIT, &format!("tab 1 lobby + {t2}"));
+    s.browser.wait_exact(WAIT, &format!("tab 2 lobby + {t1}"));
+    s.browser.wait_exact(WAIT, &format!("tab 2 lobby + {c1}"));
+    s.chats[0].0.wait_exact(WAIT, &format!("+ {t2}"));
+
+    s.browser.write_line("crash 2");
+    s.browser.wait_exact(WAIT, "tab 2 crashed");
+    s.browser
+        .wait_exact(LEAVE_BOUND, &format!("tab 1 lobby - {t2}"));
+    s.chats[0].0.wait_exact(LEAVE_BOUND, &format!("- {t2}"));
+
+    // The mesh goes on without it.
+    s.chats[0].0.write_line("still here");
+    s.browser.wait_exact(
+        WAIT,
+        &format!("tab 1 lobby packet {c1} Reliable still here"),
+    );
 }

@@ -10,6 +10,7 @@
 //   cmd K LINE      give LINE to tab K's harness (window.netplayCommand)
 //   heap K          garbage-collect tab K, then report its JS heap and wasm memory
 //   close K         close tab K
+//   crash K         crash tab K's renderer (CDP Page.crash), as when a tab dies
 //   quit            close the browser and exit 0
 // Reports, one per line on stdout:
 //   ready           the browser is up
@@ -17,6 +18,7 @@
 //   tab K LINE      a report of tab K's harness
 //   tab K heap JS_BYTES WASM_BYTES   after `heap K`
 //   tab K closed    tab K was closed
+//   tab K crashed   tab K's renderer is gone
 //   tab K pageerror TEXT   an uncaught exception in tab K (a test fails on it)
 //   error TEXT      a command failed (the driver goes on)
 // Chromium is /usr/bin/chromium unless NETPLAY_CHROMIUM names another executable.
@@ -58,6 +60,17 @@ async function main() {
       await cdp.detach();
       const wasm = await page.evaluate(() => window.netplayWasmMemory());
       out(`tab ${k} heap ${usedSize} ${wasm}`);
+    },
+    async crash(k) {
+      const page = tabs.get(k);
+      if (!page) throw new Error(`no tab ${k}`);
+      tabs.delete(k);
+      const crashed = new Promise((resolve) => page.once('crash', resolve));
+      const cdp = await context.newCDPSession(page);
+      // The renderer dies before it answers: the call's own failure is expected.
+      cdp.send('Page.crash').catch(() => {});
+      await crashed;
+      out(`tab ${k} crashed`);
     },
     async close(k) {
       const page = tabs.get(k);
