@@ -676,37 +676,37 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h88ea84bde26471fd);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 127, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 109, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__he8ec7d37b44556f7);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_4);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_5);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("RTCDataChannelEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_6);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("RTCPeerConnectionIceEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_7);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7);
             return ret;
         },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
@@ -729,28 +729,28 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h88ea84bde26471fd(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h88ea84bde26471fd(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_4(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_4(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_5(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_6(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_6(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_7(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h031b733cc1aad8a3_7(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__he8ec7d37b44556f7(arg0, arg1, arg2) {

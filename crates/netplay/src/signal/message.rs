@@ -1,7 +1,7 @@
 //! The signaling wire format: one JSON object per WebSocket text message,
 //! `{"type": int, "id": int, "data": string}`.
 //!
-//! Owns parsing (with serde_json), the hand-written writer that emits messages (key order
+//! Owns parsing (through the strict reader of the `json` module), the hand-written writer that emits messages (key order
 //! `type`, `id`, `data`, as the reference server's `JSON.stringify` does), and the CANDIDATE
 //! payload. The hub relays OFFER, ANSWER and CANDIDATE by copying the `data` string literal as it
 //! arrived into a new object with the sender's id, so a relayed SDP is parsed once (to validate
@@ -15,7 +15,8 @@
 //! * `id` in `0..=i32::MAX` (the reference refuses negative ids too);
 //! * `data` a string; all three fields are required (the reference would default a missing
 //!   `data` to `""`; Godot's clients always send it);
-//! * other fields are ignored; a duplicated field is refused.
+//! * other fields are ignored (but must be valid JSON, nested less than 128 deep); a
+//!   duplicated field is refused.
 //!
 //! An escaped lone surrogate (`"\ud800"`) is valid JSON syntax but has no `String` form:
 //! [`Message::parse`] refuses it, while the hub, which never decodes what it relays, forwards
@@ -23,10 +24,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::Number;
-
+use super::json;
 use super::Error;
 
 /// The `type` of a message.
@@ -224,16 +222,6 @@ impl CandidatePayload {
     }
 }
 
-/// The fields as serde_json reads them; `data` stays the raw string literal.
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(rename = "type")]
-    kind: Number,
-    id: Number,
-    #[serde(borrow)]
-    data: &'a RawValue,
-}
-
 /// A parsed message that borrows its `data` literal from the input text.
 #[derive(Debug)]
 pub(crate) struct Frame<'a> {
@@ -246,19 +234,12 @@ pub(crate) struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// Parses and validates one text message.
     pub(crate) fn parse(text: &'a str) -> Result<Frame<'a>, Error> {
-        // serde would also read a struct from an array; the protocol wants an object.
-        if text
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .as_bytes()
-            .first()
-            != Some(&b'{')
-        {
+        let fields = json::read_fields(text).map_err(|_| Error::InvalidFormat)?;
+        let (Some(kind), Some(id), Some(data)) = (fields.kind, fields.id, fields.data) else {
             return Err(Error::InvalidFormat);
-        }
-        let wire: Wire<'a> = serde_json::from_str(text).map_err(|_| Error::InvalidFormat)?;
-        let kind = integral(&wire.kind).ok_or(Error::InvalidFormat)?;
-        let id = integral(&wire.id).ok_or(Error::InvalidFormat)?;
-        let data = wire.data.get();
+        };
+        let kind = json::integral(kind).ok_or(Error::InvalidFormat)?;
+        let id = json::integral(id).ok_or(Error::InvalidFormat)?;
         if kind < 0 || !data.starts_with('"') {
             return Err(Error::InvalidFormat);
         }
@@ -277,20 +258,8 @@ impl<'a> Frame<'a> {
 
     /// `data` unescaped. Fails only on an escaped lone surrogate, which has no `String` form.
     pub(crate) fn data_string(&self) -> Result<String, Error> {
-        serde_json::from_str(self.data).map_err(|_| Error::InvalidFormat)
+        json::unescape(self.data).ok_or(Error::InvalidFormat)
     }
-}
-
-/// The integral value of a JSON number, saturated to `i64`; `None` if it has a fraction.
-fn integral(n: &Number) -> Option<i64> {
-    if let Some(v) = n.as_i64() {
-        return Some(v);
-    }
-    if n.as_u64().is_some() {
-        return Some(i64::MAX);
-    }
-    let f = n.as_f64()?;
-    (f.is_finite() && f.fract() == 0.0).then_some(f as i64) // `as` saturates
 }
 
 /// Writes `{"type":<kind>,"id":<id>,"data":` to `out`.

@@ -56,6 +56,7 @@
 mod client;
 mod error;
 pub mod hub;
+mod json;
 mod message;
 mod rate;
 mod ws_client;

@@ -281,3 +281,220 @@ mod props {
         }
     }
 }
+
+/// The reader checked against serde_json, which parsed these messages before: the same text
+/// gives the same message or the same error, on generated messages and on their mutations.
+mod against_serde_json {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+    use serde_json::Number;
+
+    #[derive(serde::Deserialize)]
+    struct Wire<'a> {
+        #[serde(rename = "type")]
+        kind: Number,
+        id: Number,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+
+    /// The parser as it was, on serde_json.
+    fn reference(text: &str) -> Result<Message, Error> {
+        if text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .as_bytes()
+            .first()
+            != Some(&b'{')
+        {
+            return Err(Error::InvalidFormat);
+        }
+        let wire: Wire<'_> = serde_json::from_str(text).map_err(|_| Error::InvalidFormat)?;
+        let integral = |n: &Number| {
+            if let Some(v) = n.as_i64() {
+                return Some(v);
+            }
+            if n.as_u64().is_some() {
+                return Some(i64::MAX);
+            }
+            let f = n.as_f64()?;
+            (f.is_finite() && f.fract() == 0.0).then_some(f as i64)
+        };
+        let kind = integral(&wire.kind).ok_or(Error::InvalidFormat)?;
+        let id = integral(&wire.id).ok_or(Error::InvalidFormat)?;
+        let data = wire.data.get();
+        if kind < 0 || !data.starts_with('"') {
+            return Err(Error::InvalidFormat);
+        }
+        let id = i32::try_from(id)
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or(Error::InvalidFormat)?;
+        let kind = MessageType::from_code(kind).ok_or(Error::InvalidCommand)?;
+        let data = serde_json::from_str(data).map_err(|_| Error::InvalidFormat)?;
+        Ok(Message { kind, id, data })
+    }
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-3i64..12).prop_map(|n| n.to_string()),
+            Just("4.0".into()),
+            Just("4e0".into()),
+            Just("40E-1".into()),
+            Just("0.5e1".into()),
+            Just("4.5".into()),
+            Just("-0".into()),
+            Just("-0.0".into()),
+            Just("1e400".into()),
+            Just("1e-400".into()),
+            Just("9223372036854775807".into()),
+            Just("9223372036854775808".into()),
+            Just("-9223372036854775809".into()),
+            Just("18446744073709551616".into()),
+            Just("2147483648".into()),
+            Just("01".into()),
+            Just("1.".into()),
+            Just(".5".into()),
+            Just("+1".into()),
+            Just("1e".into()),
+            Just("-".into()),
+        ]
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z é\u{1F600}]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            Just(r#""\n\t\"\\\/\b\f\r""#.into()),
+            Just(r#""\u00e9\u0041""#.into()),
+            Just(r#""\ud83d\ude00""#.into()),
+            Just(r#""\ud800""#.into()),
+            Just(r#""\udc00x""#.into()),
+            Just(r#""\ud800\u0041""#.into()),
+            Just(r#""\u12g4""#.into()),
+            Just(r#""\x""#.into()),
+            Just("\"a\u{1}b\"".into()),
+            Just("\"open".into()),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            number(),
+            string(),
+            Just("true".into()),
+            Just("false".into()),
+            Just("null".into()),
+            Just("nul".into()),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((string(), inner), 0..4).prop_map(|v| {
+                    let members: Vec<String> =
+                        v.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("\"type\"".into()),
+            Just("\"id\"".into()),
+            Just("\"data\"".into()),
+            Just(r#""\u0074ype""#.into()),
+            Just(r#""d\u0061ta""#.into()),
+            Just("\"other\"".into()),
+            Just("\"Type\"".into()),
+            string(),
+        ]
+    }
+
+    fn space() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("".into()),
+            Just(" ".into()),
+            Just("\n\t ".into()),
+            Just("\u{a0}".into())
+        ]
+    }
+
+    /// An object of usually the three fields (often well typed), sometimes more, fewer or twice.
+    fn message() -> impl Strategy<Value = String> {
+        let field = prop_oneof![
+            3 => (key(), number()),
+            2 => (key(), string()),
+            1 => (key(), value()),
+        ];
+        let typed = (0u8..9, -2i64..5, string()).prop_map(|(t, i, d)| {
+            vec![
+                ("\"type\"".to_string(), t.to_string()),
+                ("\"id\"".to_string(), i.to_string()),
+                ("\"data\"".to_string(), d),
+            ]
+        });
+        (
+            typed,
+            prop::collection::vec(field, 0..3),
+            space(),
+            any::<bool>(),
+        )
+            .prop_map(|(mut fields, extra, ws, shuffle)| {
+                fields.extend(extra);
+                if shuffle {
+                    fields.reverse();
+                }
+                let members: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{ws}{k}{ws}:{ws}{v}{ws}"))
+                    .collect();
+                format!("{ws}{{{}}}{ws}", members.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn generated_messages_read_as_serde_json_read_them(text in message()) {
+            prop_assert_eq!(Message::parse(&text), reference(&text), "{}", text);
+        }
+
+        #[test]
+        fn mutated_messages_read_as_serde_json_read_them(
+            text in message(), at in any::<prop::sample::Index>(), cut in any::<bool>(),
+            insert in prop::sample::select(vec!["", "{", "}", "[", "]", ",", ":", "\"", "\\", "0", "-", "e", ".", " ", "x"]),
+        ) {
+            let chars: Vec<char> = text.chars().collect();
+            let i = at.index(chars.len() + 1);
+            let mut mutated: String = chars[..i].iter().collect();
+            mutated.push_str(insert);
+            if !cut {
+                mutated.extend(&chars[i..]);
+            }
+            prop_assert_eq!(Message::parse(&mutated), reference(&mutated), "{}", mutated);
+        }
+
+        #[test]
+        fn any_text_reads_as_serde_json_reads_it(text in ".{0,60}") {
+            prop_assert_eq!(Message::parse(&text), reference(&text));
+        }
+    }
+
+    #[test]
+    fn nesting_of_128_or_more_is_refused_without_exhausting_the_stack() {
+        for depth in [127, 128, 129, 100_000] {
+            let text = format!(
+                "{{\"type\":0,\"id\":0,\"data\":\"\",\"x\":{}{}}}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let ok = Message::parse(&text).is_ok();
+            assert_eq!(ok, depth < 128, "depth {depth}");
+            // The one difference: serde_json skipped fields of any depth.
+            assert!(reference(&text).is_ok(), "depth {depth}");
+        }
+    }
+}
