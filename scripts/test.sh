@@ -84,6 +84,8 @@ step "portability: cargo build -p netplay --target wasm32-unknown-unknown"
 cargo build --locked -p netplay --target wasm32-unknown-unknown || failed+=("wasm32 build of netplay")
 cargo clippy --locked -p netplay -p netplay-web-test --target wasm32-unknown-unknown -- -D warnings ||
     failed+=("clippy of the wasm32 build")
+cargo clippy --locked -p netplay-demo --target wasm32-unknown-unknown --lib --examples -- -D warnings ||
+    failed+=("clippy of the demo page and the simple example (wasm32)")
 
 step "web: the browser side of the tests, and the demo page checked against its source (scripts/build-web.sh --check)"
 bash scripts/build-web.sh --check || failed+=("build of the browser pages (or web/ is not what crates/netplay-demo builds to)")

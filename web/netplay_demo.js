@@ -676,7 +676,7 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 1, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__haea6911974c86983);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
@@ -686,27 +686,27 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1222a515c043185b);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_4);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_5);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("RTCDataChannelEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_6);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("RTCPeerConnectionIceEvent")], shim_idx: 20, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_7);
             return ret;
         },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
@@ -729,28 +729,28 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h7bfa897fd44ba70a(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__haea6911974c86983(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__haea6911974c86983(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1222a515c043185b(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1222a515c043185b(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_4(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_4(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_4(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_5(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_5(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_6(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_6(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_6(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h552ddaaa460ad55b_7(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_7(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h1222a515c043185b_7(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__he8ec7d37b44556f7(arg0, arg1, arg2) {
