@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds netplay's browser pages with wasm-bindgen:
 #   - the browser side of the tests: the crates/netplay-web-test harness for wasm32 beside its page,
-#     in target/web-test (or $NETPLAY_WEB_TEST_DIR);
+#     and the demo crate's example `simple`, in target/web-test (or $NETPLAY_WEB_TEST_DIR);
 #   - the demo page of `netplay serve` (crates/netplay-demo), whose output is committed in
 #     web/ (netplay_demo.js, netplay_demo_bg.wasm) so that `cargo run -p netplay-cli -- serve`
 #     needs no wasm tools. `--check` builds it aside and fails if web/ differs (run this script
@@ -50,6 +50,10 @@ cargo build --locked --release -p netplay-web-test --target wasm32-unknown-unkno
 mkdir -p "$test_out"
 "$bindgen" --target web --no-typescript --out-dir "$test_out" --out-name netplay_web_test \
     target/wasm32-unknown-unknown/release/netplay_web_test.wasm
+# The demo crate's example `simple`, which a test opens through www/simple.html.
+cargo build --locked --release -p netplay-demo --example simple --target wasm32-unknown-unknown
+"$bindgen" --target web --no-typescript --out-dir "$test_out" --out-name simple \
+    target/wasm32-unknown-unknown/release/examples/simple.wasm
 cp crates/netplay-web-test/www/* "$test_out/"
 log "built $test_out"
 

@@ -1,14 +1,15 @@
-//! The smallest netplay page: it joins a new lobby mesh of the signaling server at
-//! `ws://localhost:9080/` (`netplay serve`), says "hello friend!" on the reliable channel to
-//! every peer that joins, and logs to the console who joins, who leaves and what arrives,
-//! polling ten times a second. It is the counterpart of matchbox_socket's `simple` example,
+//! The smallest netplay page: it joins a lobby mesh of the signaling server at
+//! `ws://localhost:9080/` (`netplay serve`): the one named by the page's address
+//! (`?lobby=NAME`), or a new one whose name it logs (`Lobby: NAME`). It says "hello friend!" on
+//! the reliable channel to every peer that joins, and logs to the console who joins, who
+//! leaves and what arrives, polling ten times a second. It is the counterpart of matchbox_socket's `simple` example,
 //! built the same way in the size benchmark (docs/BENCHMARKS.md, "Browser build size").
 //! Native builds compile to nothing.
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::RefCell;
 
-use netplay::multiplayer::{Lobby, LobbyMode, MultiplayerPeer, PeerEvent};
+use netplay::multiplayer::{Lobby, LobbyEvent, LobbyMode, MultiplayerPeer, PeerEvent};
 use netplay::rtc::PeerConfig;
 use wasm_bindgen::prelude::*;
 
@@ -25,10 +26,13 @@ fn log(text: &str) {
 /// Connects and starts the page's loop.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
+    let window = web_sys::window().ok_or("no window")?;
+    let search = window.location().search()?;
+    let name = search.strip_prefix("?lobby=").unwrap_or("");
     log("Connecting to the signaling server");
     let lobby = Lobby::connect(
         "ws://localhost:9080/",
-        "",
+        name,
         LobbyMode::Mesh,
         PeerConfig::default(),
     )
@@ -41,9 +45,10 @@ pub fn start() -> Result<(), JsValue> {
             }
         })
     });
-    web_sys::window()
-        .ok_or("no window")?
-        .set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), 100)?;
+    window.set_interval_with_callback_and_timeout_and_arguments_0(
+        tick.as_ref().unchecked_ref(),
+        100,
+    )?;
     TICK.with(|t| *t.borrow_mut() = Some(tick));
     Ok(())
 }
@@ -51,6 +56,11 @@ pub fn start() -> Result<(), JsValue> {
 /// One round of the loop.
 fn tick(lobby: &mut Lobby) {
     lobby.poll();
+    while let Some(event) = lobby.poll_lobby_event() {
+        if let LobbyEvent::Joined { lobby } = event {
+            log(&format!("Lobby: {lobby}"));
+        }
+    }
     while let Some(event) = lobby.poll_event() {
         match event {
             PeerEvent::PeerConnected(id) => {
