@@ -102,8 +102,8 @@ impl DataChannel<'_> {
     }
 
     /// The bytes of the received messages waiting in [`get_packet`](Self::get_packet). While
-    /// it is at least [`PeerConfig::max_channel_in_buffer`](super::PeerConfig), the
-    /// connection tells the remote peer to send no more (a closed SCTP receive window).
+    /// it is at least [`PeerConfig::max_channel_in_buffer`](super::PeerConfig), `poll()` reads
+    /// nothing more from the network, unless data of this side awaits acknowledgement.
     pub fn available_bytes(&self) -> usize {
         self.inner.available_bytes()
     }

@@ -272,10 +272,11 @@ pub struct PeerConfig {
     /// over 50 ms is about 20 MB/s): raise it for faster or longer paths. A larger budget
     /// costs memory, not CPU (on loopback 320 KiB, 1 MiB and 2 MiB move the same).
     pub max_buffered_amount: usize,
-    /// Bytes of received messages a channel may hold before the connection advertises a
-    /// closed receive window until the application drains it (Godot's
-    /// `max_channel_in_buffer_kb`, 64 KiB). Nothing is dropped: the sender's SCTP stack sees
-    /// the back pressure, while acknowledgements and ICE checks keep flowing. In a browser,
+    /// Bytes of received messages a channel may hold before `poll()` stops reading the
+    /// sockets until the application drains it (Godot's `max_channel_in_buffer_kb`, 64 KiB);
+    /// not while data this side sent awaits acknowledgement (the held bytes then shrink the
+    /// advertised receive window). Nothing is dropped: the sender's SCTP stack sees the back
+    /// pressure. In a browser,
     /// which cannot stop reading, a channel whose unread messages pass 64 times the larger
     /// of this and `max_message_size` (16 MiB by default) is closed instead.
     pub max_channel_in_buffer: usize,

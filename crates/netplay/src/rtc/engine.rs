@@ -526,6 +526,21 @@ impl Engine {
         self.transport.recycle(buffer);
     }
 
+    /// Whether the engine takes more datagrams now. `false` while a channel holds
+    /// [`PeerConfig::max_channel_in_buffer`] received bytes and nothing this side sent awaits
+    /// acknowledgement: a driver then leaves datagrams in its socket, so the back pressure
+    /// reaches the sender. While something awaits acknowledgement the datagrams are read (its
+    /// SACKs are among them: two peers that echo each other would otherwise wait on each
+    /// other for good), and what the channels hold counts against the advertised receive
+    /// window, which bounds them.
+    pub fn wants_input(&self) -> bool {
+        !self.channels.any_full()
+            || self
+                .transport
+                .sctp_ref()
+                .is_some_and(|sctp| sctp.total_buffered() > 0)
+    }
+
     /// Tells the engine that a local candidate was gathered (its base is the socket address
     /// datagrams from it are sent from); queues [`Event::IceCandidateCreated`].
     pub fn add_local_candidate(&mut self, local: LocalCandidate) {
@@ -667,19 +682,10 @@ impl Engine {
         }
         if self.established {
             self.open_waiting_channels(now);
-            if let Some(sctp) = self.transport.sctp() {
-                // What the channels hold counts against the window we advertise, and a
-                // channel at its limit closes it: the sender stops on it, while SACKs, ICE
-                // checks and consent go on being read. (Not reading the sockets instead would
-                // also hold back the SACKs that free our own send buffer: two peers that
-                // echo each other would wait on each other for good.)
-                let held = if self.channels.any_full() {
-                    sctp.receive_window()
-                } else {
-                    self.channels.held_bytes()
-                };
-                if held != self.held_reported {
-                    self.held_reported = held;
+            let held = self.channels.held_bytes();
+            if held != self.held_reported {
+                self.held_reported = held;
+                if let Some(sctp) = self.transport.sctp() {
                     sctp.set_held_bytes(held);
                 }
             }

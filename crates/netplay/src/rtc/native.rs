@@ -235,7 +235,7 @@ impl NativePeer {
             // Closed or failed: nothing will arrive.
             None => return false,
         }
-        self.sockets.wait(timeout)
+        self.sockets.wait(timeout, self.engine.wants_input())
     }
 
     fn bind_sockets(&mut self) -> Result<()> {
@@ -332,13 +332,16 @@ impl NativePeer {
     fn read_sockets(&mut self, now: Instant) {
         let mut batch = std::mem::replace(&mut self.received, RecvBatch::new());
         // The engine's output is sent once per receive call (up to a few hundred datagrams),
-        // not once per datagram. The sockets are always read: a channel at its inbound limit
-        // closes the advertised receive window instead (see the engine).
-        for index in 0..self.sockets.len() {
+        // not once per datagram. The inbound limit is checked before each call, so at most
+        // one call's worth of datagrams goes beyond it.
+        'sockets: for index in 0..self.sockets.len() {
             let Some(local) = self.sockets.local(index) else {
                 continue;
             };
             for _ in 0..MAX_RECEIVES_PER_POLL {
+                if !self.engine.wants_input() {
+                    break 'sockets;
+                }
                 if self.sockets.recv(index, &mut batch) == 0 {
                     break;
                 }

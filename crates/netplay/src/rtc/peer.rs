@@ -251,7 +251,9 @@ impl PeerConnection {
     /// For a thread that runs connections and nothing else (a server, a benchmark, a test):
     /// `loop { pc.wait(max); pc.poll(); ... }` uses the CPU only when there is work, where a
     /// loop of `poll()` alone would spin. A game polls once per frame and needs no wait.
-    /// Native only: a page must not block; the browser's event loop wakes it.
+    /// While a channel's receive buffer is full ([`PeerConfig::max_channel_in_buffer`]) the
+    /// sockets are not read, so only the timers end the wait: drain the channels. Native
+    /// only: a page must not block; the browser's event loop wakes it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self, timeout: Duration) -> bool {
         self.inner.wait(timeout)

@@ -249,10 +249,10 @@ impl Sockets {
         }
     }
 
-    /// Blocks until one of the sockets is readable or `timeout` passes. Returns whether a
-    /// socket is readable.
-    pub(crate) fn wait(&self, timeout: Duration) -> bool {
-        if self.sockets.is_empty() {
+    /// Blocks until one of the sockets is readable or `timeout` passes; with `read` false,
+    /// only for the timeout. Returns whether a socket is readable.
+    pub(crate) fn wait(&self, timeout: Duration, read: bool) -> bool {
+        if !read || self.sockets.is_empty() {
             if !timeout.is_zero() {
                 std::thread::sleep(timeout);
             }
@@ -400,7 +400,7 @@ mod tests {
         let mut got: Vec<(SocketAddr, usize, u8)> = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < 51 && std::time::Instant::now() < deadline {
-            sockets.wait(Duration::from_millis(100));
+            sockets.wait(Duration::from_millis(100), true);
             sockets.recv(0, &mut batch);
             got.extend(batch.datagrams().map(|(a, d)| (a, d.len(), d[0])));
         }
@@ -415,11 +415,11 @@ mod tests {
     fn wait_returns_at_the_timeout_when_nothing_arrives_and_at_once_when_something_does() {
         let (sockets, remote) = pair();
         let start = std::time::Instant::now();
-        assert!(!sockets.wait(Duration::from_millis(30)));
+        assert!(!sockets.wait(Duration::from_millis(30), true));
         assert!(start.elapsed() >= std::time::Duration::from_millis(25));
         remote.send_to(b"x", sockets.addresses()[0]).unwrap();
         let start = std::time::Instant::now();
-        assert!(sockets.wait(Duration::from_secs(5)));
+        assert!(sockets.wait(Duration::from_secs(5), true));
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -955,7 +955,7 @@ impl WebPeer {
     }
 
     /// The most unread bytes a channel holds in a browser, which cannot stop reading (natively
-    /// `max_channel_in_buffer` closes the receive window instead): 64 times the larger of
+    /// `max_channel_in_buffer` stops reading the sockets instead): 64 times the larger of
     /// `max_channel_in_buffer` and `max_message_size`, 16 MiB by default. A page that polls
     /// once a frame must not lose a channel to a fast sender: at 100 MB/s, 16 MiB is what
     /// arrives in 160 ms, ten frames.

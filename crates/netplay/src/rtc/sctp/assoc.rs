@@ -287,11 +287,6 @@ impl Association {
         self.sack_now
     }
 
-    /// The receive window we advertise when nothing is held.
-    pub(crate) fn receive_window(&self) -> usize {
-        self.cfg.receive_window as usize
-    }
-
     /// Bytes queued or in flight and not yet acknowledged, over all streams.
     pub(crate) fn total_buffered(&self) -> usize {
         self.tx.total_buffered()
