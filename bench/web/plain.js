@@ -117,22 +117,25 @@ export class PlainPeer {
       this.dc.send(data);
     } else if (this.expected > 0) {
       this.expected = Math.max(0, this.expected - data.byteLength);
-      if (this.expected === 0) {
-        if (this.started !== null) {
-          this.out.push(`sent ${(performance.now() - this.started).toFixed(3)}`);
-          this.started = null;
-        } else {
-          this.dc.send(new Uint8Array([1]));
-          this.out.push('received');
-        }
+      // Sent to an echo peer, all of it came back; else acknowledge the whole.
+      if (this.expected === 0 && !this.reportSent()) {
+        this.dc.send(new Uint8Array([1]));
+        this.out.push('received');
       }
     } else if (this.pingSent !== null) {
       this.rtts.push(Math.round((performance.now() - this.pingSent) * 1000));
       this.pingSent = null;
       this.sendPing();
-    } else if (this.started !== null) {
-      this.out.push(`sent ${(performance.now() - this.started).toFixed(3)}`);
-      this.started = null;
+    } else {
+      this.reportSent();
     }
+  }
+
+  // Reports the running bulk transfer's time as `sent MS`; false if none runs.
+  reportSent() {
+    if (this.started === null) return false;
+    this.out.push(`sent ${(performance.now() - this.started).toFixed(3)}`);
+    this.started = null;
+    return true;
   }
 }

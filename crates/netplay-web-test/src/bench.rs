@@ -211,23 +211,27 @@ impl BenchPeer {
                 self.send_bytes(&data);
             } else if self.expected > 0 {
                 self.expected = self.expected.saturating_sub(data.len());
-                if self.expected == 0 {
-                    if let Some(started) = self.started.take() {
-                        // Sent to an echo peer, which sent it all back.
-                        let ms = started.elapsed().as_secs_f64() * 1e3;
-                        self.out.push(format!("sent {ms:.3}"));
-                    } else {
-                        self.send_bytes(&[1]);
-                        self.out.push("received".into());
-                    }
+                // Sent to an echo peer, all of it came back; else acknowledge the whole.
+                if self.expected == 0 && !self.report_sent() {
+                    self.send_bytes(&[1]);
+                    self.out.push("received".into());
                 }
             } else if let Some(sent) = self.ping_sent.take() {
                 self.rtts.push(sent.elapsed().as_micros() as u64);
                 self.send_ping();
-            } else if let Some(started) = self.started.take() {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                self.out.push(format!("sent {ms:.3}"));
+            } else {
+                self.report_sent();
             }
         }
+    }
+
+    /// Reports the running bulk transfer's time as `sent MS`; `false` if none runs.
+    fn report_sent(&mut self) -> bool {
+        let Some(started) = self.started.take() else {
+            return false;
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        self.out.push(format!("sent {ms:.3}"));
+        true
     }
 }

@@ -276,9 +276,9 @@ pub struct PeerConfig {
     /// sockets until the application drains it (Godot's `max_channel_in_buffer_kb`, 64 KiB);
     /// not while data this side sent awaits acknowledgement (the held bytes then shrink the
     /// advertised receive window). Nothing is dropped: the sender's SCTP stack sees the back
-    /// pressure. In a browser,
-    /// which cannot stop reading, a channel whose unread messages pass 64 times the larger
-    /// of this and `max_message_size` (16 MiB by default) is closed instead.
+    /// pressure. In a browser, which cannot stop reading, a channel whose unread messages
+    /// pass 64 times the larger of this and `max_message_size` (16 MiB by default) is closed
+    /// instead.
     pub max_channel_in_buffer: usize,
     /// The most data channels this connection holds at once, whoever opened them: one
     /// created beyond it is refused with [`Error::TooManyChannels`](super::Error), one the

@@ -127,57 +127,34 @@ impl<'a> Reader<'a> {
     /// The message's object: its members, keeping the three wanted fields.
     fn top_object(&mut self) -> Result<Fields<'a>> {
         let mut fields = Fields::default();
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(fields);
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            let start = self.pos;
-            let is_number = matches!(self.peek(), Some(b'-' | b'0'..=b'9'));
-            self.value(1)?;
-            let value = &self.text[start..self.pos];
+        self.members(1, |key, value| {
             let name = if key.contains('\\') {
                 Cow::Owned(unescape(key).ok_or(Invalid)?)
             } else {
                 Cow::Borrowed(&key[1..key.len() - 1])
             };
-            let slot = match &*name {
-                "type" => Some((&mut fields.kind, true)),
-                "id" => Some((&mut fields.id, true)),
-                "data" => Some((&mut fields.data, false)),
-                _ => None,
+            let (slot, numeric) = match &*name {
+                "type" => (&mut fields.kind, true),
+                "id" => (&mut fields.id, true),
+                "data" => (&mut fields.data, false),
+                _ => return Ok(()),
             };
-            if let Some((slot, numeric)) = slot {
-                if slot.is_some() || (numeric && !is_number) {
-                    return Err(Invalid);
-                }
-                *slot = Some(value);
+            let is_number = matches!(value.as_bytes()[0], b'-' | b'0'..=b'9');
+            if slot.is_some() || (numeric && !is_number) {
+                return Err(Invalid);
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(fields);
-                }
-                _ => return Err(Invalid),
-            }
-        }
+            *slot = Some(value);
+            Ok(())
+        })?;
+        Ok(fields)
     }
 
     /// Any value at nesting `depth`.
     fn value(&mut self, depth: usize) -> Result<()> {
         match self.peek().ok_or(Invalid)? {
             b'{' | b'[' if depth >= MAX_DEPTH => Err(Invalid),
-            b'{' => self.members(depth + 1),
-            b'[' => self.elements(depth + 1),
+            b'{' => self.members(depth + 1, |_, _| Ok(())),
+            b'[' => self.list(b'[', b']', |r| r.value(depth + 1)),
             b'"' => self.string().map(|_| ()),
             b'-' | b'0'..=b'9' => self.number(),
             b't' => self.word("true"),
@@ -187,46 +164,44 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn members(&mut self, depth: usize) -> Result<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            self.value(depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(Invalid),
-            }
-        }
+    /// An object whose member values are at nesting `depth`; `member` is given each key's
+    /// literal (quotes included) and value's text.
+    fn members(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&'a str, &'a str) -> Result<()>,
+    ) -> Result<()> {
+        self.list(b'{', b'}', |r| {
+            let key = r.string()?;
+            r.ws();
+            r.eat(b':')?;
+            r.ws();
+            let start = r.pos;
+            r.value(depth)?;
+            member(key, &r.text[start..r.pos])
+        })
     }
 
-    fn elements(&mut self, depth: usize) -> Result<()> {
-        self.eat(b'[')?;
+    /// `open`, items separated by commas (each read by `item`), `close`; whitespace around.
+    fn list(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        self.eat(open)?;
         self.ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
             return Ok(());
         }
         loop {
             self.ws();
-            self.value(depth)?;
+            item(self)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b']') => {
+                Some(b) if b == close => {
                     self.pos += 1;
                     return Ok(());
                 }

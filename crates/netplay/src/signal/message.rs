@@ -1,9 +1,9 @@
 //! The signaling wire format: one JSON object per WebSocket text message,
 //! `{"type": int, "id": int, "data": string}`.
 //!
-//! Owns parsing (through the strict reader of the `json` module), the hand-written writer that emits messages (key order
-//! `type`, `id`, `data`, as the reference server's `JSON.stringify` does), and the CANDIDATE
-//! payload. The hub relays OFFER, ANSWER and CANDIDATE by copying the `data` string literal as it
+//! Owns parsing (through the strict reader of the `json` module), the hand-written writer
+//! that emits messages (key order `type`, `id`, `data`, as the reference server's
+//! `JSON.stringify` does), and the CANDIDATE payload. The hub relays OFFER, ANSWER and CANDIDATE by copying the `data` string literal as it
 //! arrived into a new object with the sender's id, so a relayed SDP is parsed once (to validate
 //! it) and never unescaped or escaped again.
 //!
